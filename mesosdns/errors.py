@@ -1,0 +1,30 @@
+"""One exception tree for the whole package.
+
+Third-party errors are translated into these at the boundary where they arise.
+"""
+
+from __future__ import annotations
+
+
+class MesosDNSError(Exception):
+    """Base of every error mesosdns raises on purpose."""
+
+
+class ConfigError(MesosDNSError):
+    """The configuration is invalid; ``problems`` lists every ``key: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class StateError(MesosDNSError):
+    """A Mesos state document could not be used (not JSON, not an object, no leader)."""
+
+
+class FetchError(MesosDNSError):
+    """The state could not be fetched from any master."""
+
+
+class ZoneError(MesosDNSError):
+    """An operator zone is invalid."""

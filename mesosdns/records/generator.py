@@ -1,0 +1,440 @@
+"""The record generator: a pure function from a Mesos state to a RecordSet.
+
+It produces exactly the records the original Mesos-DNS produces for the same
+state and configuration, inserted in the same order: framework records, agent
+records, the server's own name, master records, then task records. Host names
+that are not IP literals are resolved by the caller and passed in as data
+(``GeneratorParams.resolved``); the generator does no I/O.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import ipaddress
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from mesosdns.records.labels import LabelFunc, domain_frag, rfc952, rfc1123
+from mesosdns.records.model import (
+    EnumFramework,
+    EnumRecord,
+    EnumTask,
+    RecordSet,
+    RType,
+    SRVTarget,
+)
+from mesosdns.state.model import (
+    DOCKER_IP_LABEL,
+    MESOS_IP_LABEL,
+    Framework,
+    State,
+    Status,
+    Task,
+    split_host_port,
+)
+
+# NamedTuple construction without the Python-level __new__ (the generator
+# builds about a million of these for 100k tasks)
+_new = tuple.__new__
+
+_ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorParams:
+    """Everything besides the state that the records depend on."""
+
+    domain: str = "mesos"
+    ns_name: str = "ns1.mesos."  # SOAMname, normalised with a trailing dot
+    listener_ips: tuple[str, ...] = ("127.0.0.1",)  # addresses the ns name gets
+    # the masters list as the original hands it to the generator: the leader
+    # slot first ("" when no ZooKeeper leader is known), then the masters
+    masters: tuple[str, ...] = ("",)
+    ip_sources: tuple[str, ...] = ("netinfo", "mesos", "host")
+    rfc952: bool = False
+    # host name -> addresses, for agent and framework hosts that are not IPs
+    resolved: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+def task_hash(task_id: str) -> str:
+    """First 5 characters of z-base-32 of SHA-1 of the task id."""
+    digest = hashlib.sha1(task_id.encode("utf-8", "surrogatepass")).digest()
+    # z-base-32 reads the digest 5 bits at a time from the most significant
+    # end, as standard base32 does: 5 characters are the first 25 bits
+    bits = int.from_bytes(digest[:4], "big") >> 7
+    return "".join(_ZBASE32[(bits >> shift) & 31] for shift in (20, 15, 10, 5, 0))
+
+
+def agent_tail(agent_id: str) -> str:
+    """The last ``-`` separated field of an agent id, lower-cased."""
+    return agent_id.rsplit("-", 1)[-1].lower()
+
+
+_IP_CACHE: dict[str, tuple[str, RType] | None] = {}
+
+
+def canonical_ip(text: str) -> tuple[str, RType] | None:
+    """An IP literal in Go's canonical text form and its record type.
+
+    IPv4-mapped IPv6 addresses become A records; scoped addresses are refused
+    (Go's parser refuses them too). Memoised: agent addresses recur per task.
+    """
+    try:
+        return _IP_CACHE[text]
+    except KeyError:
+        pass
+    if len(_IP_CACHE) > 200_000:
+        _IP_CACHE.clear()
+    found = _IP_CACHE[text] = _canonical_ip(text)
+    return found
+
+
+def _canonical_ip(text: str) -> tuple[str, RType] | None:
+    if not text or "%" in text:
+        return None
+    if ":" not in text:
+        # inet_pton accepts exactly the dotted quads Go's parser accepts
+        # (four decimal parts, no leading zeros); such text is canonical
+        try:
+            socket.inet_pton(socket.AF_INET, text)
+        except OSError:
+            return None
+        return text, "A"
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped), "A"
+        return ip.compressed, "AAAA"
+    return str(ip), "A"
+
+
+def hosts_to_resolve(state: State) -> set[str]:
+    """Agent and framework host names that are not IP literals."""
+    hosts = {agent.pid.host for agent in state.agents}
+    hosts.update(fw.host_port()[0] for fw in state.frameworks)
+    return {h for h in hosts if h and canonical_ip(h) is None}
+
+
+class _Builder:
+    """Accumulates records with the original's set semantics and order.
+
+    Values are kept per name in an insertion-ordered dict (a set that keeps
+    order); an SRV value's text ``host:port`` maps to its parsed target.
+    """
+
+    def __init__(self) -> None:
+        self.rrs: dict[RType, dict[str, dict[str, SRVTarget | None]]] = {
+            "A": {},
+            "AAAA": {},
+            "SRV": {},
+        }
+
+    def add(self, name: str, host: str, kind: RType) -> bool:
+        if not host:
+            return False
+        values = self.rrs[kind].setdefault(name, {})
+        if host in values:
+            return False
+        values[host] = _srv_target(host) if kind == "SRV" else None
+        return True
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building millions of acyclic objects.
+
+    Left running, the collector rescans the growing heap again and again
+    (measured: 100k tasks take 3x longer). Reference counting still frees
+    everything; the previous GC state is restored on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def generate(state: State, params: GeneratorParams) -> RecordSet:
+    """Generate every record the original Mesos-DNS generates for ``state``."""
+    with gc_paused():
+        gen = _Generation(state, params)
+        gen.run()
+        return gen.result()
+
+
+class _Generation:
+    def __init__(self, state: State, params: GeneratorParams) -> None:
+        self.state = state
+        self.params = params
+        self.spec: LabelFunc = rfc952 if params.rfc952 else rfc1123
+        self.tail = "." + params.domain + "."
+        self.b = _Builder()
+        self.agent_ips: dict[str, tuple[str, ...]] = {}
+        self.enum: list[EnumFramework] = []
+
+    def ips_of(self, host: str) -> list[tuple[str, RType]]:
+        """hostToIPs: the literal itself, else the caller's resolution."""
+        literal = canonical_ip(host)
+        if literal is not None:
+            return [literal]
+        found = (canonical_ip(ip) for ip in self.params.resolved.get(host, ()))
+        return [ip for ip in found if ip is not None]
+
+    def run(self) -> None:
+        self.framework_records()
+        self.agent_records()
+        self.listener_records()
+        self.master_records()
+        self.task_records()
+
+    def result(self) -> RecordSet:
+        def freeze(kind: RType) -> Mapping[str, tuple[str, ...]]:
+            return MappingProxyType({k: tuple(v) for k, v in self.b.rrs[kind].items()})
+
+        srv = {
+            name: tuple(t for t in values.values() if t is not None)
+            for name, values in self.b.rrs["SRV"].items()
+        }
+        return RecordSet(
+            domain=self.params.domain,
+            a=freeze("A"),
+            aaaa=freeze("AAAA"),
+            srv=MappingProxyType(srv),
+            frameworks=tuple(self.enum),
+            skipped=self.state.skipped,
+        )
+
+    def framework_records(self) -> None:
+        for fw in self.state.frameworks:
+            host, port = fw.host_port()
+            ips = self.ips_of(host)
+            if not ips:
+                continue
+            name = domain_frag(fw.name, self.spec) + self.tail
+            for ip, kind in ips:
+                self.b.add(name, ip, kind)
+            if port:
+                self.b.add("_framework._tcp." + name, _join(name, port), "SRV")
+
+    def agent_records(self) -> None:
+        name = "slave" + self.tail
+        for agent in self.state.agents:
+            ips = self.ips_of(agent.pid.host)
+            for ip, kind in ips:
+                self.b.add(name, ip, kind)
+            if ips:
+                self.b.add("_slave._tcp" + self.tail, _join(name, agent.pid.port), "SRV")
+                self.agent_ips[agent.id] = tuple(ip for ip, _ in ips)
+            else:
+                # as the original: the labelled host name stands in for an IP
+                self.agent_ips[agent.id] = (domain_frag(agent.pid.host, self.spec),)
+
+    def listener_records(self) -> None:
+        for address in self.params.listener_ips:
+            ip = canonical_ip(address)
+            if ip is not None:
+                self.b.add(self.params.ns_name, ip[0], ip[1])
+
+    def master_records(self) -> None:
+        hp = self.state.leader_host_port()
+        if hp is None:
+            return
+        leader_address = self.state.leader.split("@")[1]
+        ip = canonical_ip(hp[0])
+        if ip is None:
+            return
+        leader_name, all_name = "leader" + self.tail, "master" + self.tail
+        self.b.add(leader_name, ip[0], ip[1])
+        self.b.add(all_name, ip[0], ip[1])
+        target = leader_name + ":" + hp[1]
+        self.b.add("_leader._tcp" + self.tail, target, "SRV")
+        self.b.add("_leader._udp" + self.tail, target, "SRV")
+        added_leader, idx = False, 0
+        for master in self.params.masters:
+            mhp = split_host_port(master)
+            mip = canonical_ip(mhp[0]) if mhp is not None else None
+            if mip is None:
+                continue
+            is_leader = master == leader_address
+            if not is_leader and not self.b.add(all_name, mip[0], mip[1]):
+                continue  # an address already listed
+            if is_leader and added_leader:
+                continue  # the leader listed twice
+            self.b.add(f"master{idx}{self.tail}", mip[0], mip[1])
+            idx += 1
+            added_leader = added_leader or is_leader
+        if not added_leader:
+            self.b.add(f"master{idx}{self.tail}", ip[0], ip[1])
+
+    def task_records(self) -> None:
+        for fw in self.state.frameworks:
+            fname = domain_frag(fw.name, self.spec)
+            tasks: list[EnumTask] = []
+            for task in fw.tasks:
+                agent_ips = self.agent_ips.get(task.agent_id)
+                if agent_ips is None or task.state != "TASK_RUNNING":
+                    continue
+                tasks.append(self.task_record(task, fname, agent_ips))
+            self.enum.append(EnumFramework(fw.name, tuple(tasks)))
+
+    def task_record(self, task: Task, fname: str, agent_ips: tuple[str, ...]) -> EnumTask:
+        records: list[EnumRecord] = []
+        ctx = _TaskContext(
+            hash=task_hash(task.id),
+            agent=agent_tail(task.agent_id),
+            task_ips=task_ips(task, self.params.ip_sources, agent_ips),
+            agent_ips=agent_ips,
+        )
+        if task.discovery is not None:
+            # the raw DiscoveryInfo name first (kept by the original for
+            # compatibility), then its label
+            self.context_records(task, fname, task.discovery.name, ctx, records)
+            self.context_records(task, fname, self.spec(task.discovery.name), ctx, records)
+        else:
+            self.context_records(task, fname, self.spec(task.name), ctx, records)
+        return EnumTask(task.name, task.id, tuple(records))
+
+    def context_records(
+        self,
+        task: Task,
+        fname: str,
+        tname: str,
+        ctx: _TaskContext,
+        records: list[EnumRecord],
+    ) -> None:
+        tail = self.tail
+        rrs = self.b.rrs
+        srvs = rrs["SRV"]
+
+        def add(name: str, host: str, kind: RType) -> None:
+            # the hot loop of the generator: _Builder.add, inlined
+            values = rrs[kind].get(name)
+            if values is None:
+                values = rrs[kind][name] = {}
+            elif host in values:
+                return
+            values[host] = None
+            records.append(_new(EnumRecord, (name, host, kind)))
+
+        def add_srv(name: str, host: str, port: int) -> None:
+            text = f"{host}:{port}"
+            values = srvs.get(name)
+            if values is None:
+                values = srvs[name] = {}
+            elif text in values:
+                return
+            values[text] = _new(SRVTarget, (host, port))
+            records.append(_new(EnumRecord, (name, text, "SRV")))
+
+        canonical = f"{tname}-{ctx.hash}-{ctx.agent}.{fname}"
+        arec = f"{tname}.{fname}"
+        if ctx.task_ips:
+            a_name, c_name = arec + tail, canonical + tail
+            for ip, kind in ctx.task_ips:
+                add(a_name, ip, kind)
+                add(c_name, ip, kind)
+        slave_a, slave_target = arec + ".slave" + tail, canonical + ".slave" + tail
+        for address in ctx.agent_ips:
+            parsed = canonical_ip(address)
+            akind: RType = parsed[1] if parsed is not None else "A"
+            add(slave_a, address, akind)
+            add(slave_target, address, akind)
+
+        if task.ports:
+            srv_names = [f"_{tname}._tcp.{fname}.slave{tail}", f"_{tname}._udp.{fname}.slave{tail}"]
+            if task.discovery is None:
+                srv_names += [f"_{tname}._tcp.{fname}{tail}", f"_{tname}._udp.{fname}{tail}"]
+            for port in task.ports:
+                for name in srv_names:
+                    add_srv(name, slave_target, port)
+        if task.discovery is None:
+            return
+        target = canonical + tail
+        for dport in task.discovery.ports:
+            proto = self.spec(dport.protocol)
+            names = [f"_{tname}._{p}.{fname}" for p in ((proto,) if proto else ("tcp", "udp"))]
+            for name in names:
+                add_srv(name + tail, target, dport.number)
+            port_name = self.spec(dport.name)
+            if port_name:
+                for name in names:
+                    add_srv(f"_{port_name}.{name}{tail}", target, dport.number)
+
+
+@dataclass(frozen=True, slots=True)
+class _TaskContext:
+    hash: str
+    agent: str
+    task_ips: tuple[tuple[str, RType], ...]
+    agent_ips: tuple[str, ...]
+
+
+def _latest_running(statuses: Iterable[Status]) -> Status | None:
+    """The TASK_RUNNING status with the greatest timestamp (first on ties)."""
+    best: Status | None = None
+    best_ts = -1.0
+    for status in statuses:
+        if status.state == "TASK_RUNNING" and status.timestamp > best_ts:
+            best, best_ts = status, status.timestamp
+    return best
+
+
+def _label_values(status: Status, key: str) -> list[str]:
+    return [value for k, value in status.labels if k == key]
+
+
+def task_ips(
+    task: Task, sources: Iterable[str], agent_ips: tuple[str, ...]
+) -> tuple[tuple[str, RType], ...]:
+    """The task's addresses from the first IP source that yields any."""
+    latest = _latest_running(task.statuses)
+    for source in sources:
+        if source == "host":
+            candidates: Iterable[str] = agent_ips
+        elif latest is None:
+            continue
+        elif source == "netinfo":
+            candidates = latest.netinfo_ips
+        elif source == "mesos":
+            candidates = _label_values(latest, MESOS_IP_LABEL)
+        elif source == "docker":
+            candidates = _label_values(latest, DOCKER_IP_LABEL)
+        else:
+            continue
+        found = tuple(ip for ip in map(canonical_ip, candidates) if ip is not None)
+        if found:
+            return found
+    return ()
+
+
+def _join(host: str, port: str) -> str:
+    """net.JoinHostPort: bracket a host that contains a colon."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _srv_target(text: str) -> SRVTarget:
+    host, _, port = text.rpartition(":")
+    return SRVTarget(host, int(port))
+
+
+__all__ = [
+    "Framework",
+    "GeneratorParams",
+    "agent_tail",
+    "canonical_ip",
+    "generate",
+    "hosts_to_resolve",
+    "task_hash",
+    "task_ips",
+]
