@@ -14,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 LOG="${TMPDIR:-/tmp}/mesosdns-test-setup.log"
 EXTRA_TOOL_DIRS=/usr/sbin:/sbin:/usr/share/zookeeper/bin
-PY_EXTRAS=(kazoo prometheus-client)
+PY_EXTRAS=()
 : >"$LOG"
 
 step() { printf '==> %s\n' "$*"; }

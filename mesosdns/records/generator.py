@@ -9,15 +9,14 @@ that are not IP literals are resolved by the caller and passed in as data
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import ipaddress
 import socket
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from mesosdns.gcpause import gc_paused
 from mesosdns.records.labels import LabelFunc, domain_frag, rfc952, rfc1123
 from mesosdns.records.model import (
     EnumFramework,
@@ -119,7 +118,7 @@ def _canonical_ip(text: str) -> tuple[str, RType] | None:
 
 def hosts_to_resolve(state: State) -> set[str]:
     """Agent and framework host names that are not IP literals."""
-    hosts = {agent.pid.host for agent in state.agents}
+    hosts = {agent.upid().host for agent in state.agents}
     hosts.update(fw.host_port()[0] for fw in state.frameworks)
     return {h for h in hosts if h and canonical_ip(h) is None}
 
@@ -146,23 +145,6 @@ class _Builder:
             return False
         values[host] = _srv_target(host) if kind == "SRV" else None
         return True
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while building millions of acyclic objects.
-
-    Left running, the collector rescans the growing heap again and again
-    (measured: 100k tasks take 3x longer). Reference counting still frees
-    everything; the previous GC state is restored on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def generate(state: State, params: GeneratorParams) -> RecordSet:
@@ -230,15 +212,16 @@ class _Generation:
     def agent_records(self) -> None:
         name = "slave" + self.tail
         for agent in self.state.agents:
-            ips = self.ips_of(agent.pid.host)
+            pid = agent.upid()
+            ips = self.ips_of(pid.host)
             for ip, kind in ips:
                 self.b.add(name, ip, kind)
             if ips:
-                self.b.add("_slave._tcp" + self.tail, _join(name, agent.pid.port), "SRV")
+                self.b.add("_slave._tcp" + self.tail, _join(name, pid.port), "SRV")
                 self.agent_ips[agent.id] = tuple(ip for ip, _ in ips)
             else:
                 # as the original: the labelled host name stands in for an IP
-                self.agent_ips[agent.id] = (domain_frag(agent.pid.host, self.spec),)
+                self.agent_ips[agent.id] = (domain_frag(pid.host, self.spec),)
 
     def listener_records(self) -> None:
         for address in self.params.listener_ips:
@@ -296,11 +279,13 @@ class _Generation:
             task_ips=task_ips(task, self.params.ip_sources, agent_ips),
             agent_ips=agent_ips,
         )
-        if task.discovery is not None:
+        if task.discovery is not None and task.has_discovery:
             # the raw DiscoveryInfo name first (kept by the original for
             # compatibility), then its label
-            self.context_records(task, fname, task.discovery.name, ctx, records)
-            self.context_records(task, fname, self.spec(task.discovery.name), ctx, records)
+            raw, labelled = task.discovery.name, self.spec(task.discovery.name)
+            self.context_records(task, fname, raw, ctx, records)
+            if labelled != raw:  # else the second pass would only repeat the first
+                self.context_records(task, fname, labelled, ctx, records)
         else:
             self.context_records(task, fname, self.spec(task.name), ctx, records)
         return EnumTask(task.name, task.id, tuple(records))
@@ -327,15 +312,20 @@ class _Generation:
             values[host] = None
             records.append(_new(EnumRecord, (name, host, kind)))
 
-        def add_srv(name: str, host: str, port: int) -> None:
+        def add_srv(names: list[str], host: str, port: int) -> None:
+            # one target under several names: its text and tuple built once
             text = f"{host}:{port}"
-            values = srvs.get(name)
-            if values is None:
-                values = srvs[name] = {}
-            elif text in values:
-                return
-            values[text] = _new(SRVTarget, (host, port))
-            records.append(_new(EnumRecord, (name, text, "SRV")))
+            target: SRVTarget | None = None
+            for name in names:
+                values = srvs.get(name)
+                if values is None:
+                    values = srvs[name] = {}
+                elif text in values:
+                    continue
+                if target is None:
+                    target = _new(SRVTarget, (host, port))
+                values[text] = target
+                records.append(_new(EnumRecord, (name, text, "SRV")))
 
         canonical = f"{tname}-{ctx.hash}-{ctx.agent}.{fname}"
         arec = f"{tname}.{fname}"
@@ -351,25 +341,24 @@ class _Generation:
             add(slave_a, address, akind)
             add(slave_target, address, akind)
 
-        if task.ports:
+        ports = task.ports()
+        has_discovery = task.has_discovery
+        if ports:
             srv_names = [f"_{tname}._tcp.{fname}.slave{tail}", f"_{tname}._udp.{fname}.slave{tail}"]
-            if task.discovery is None:
+            if not has_discovery:
                 srv_names += [f"_{tname}._tcp.{fname}{tail}", f"_{tname}._udp.{fname}{tail}"]
-            for port in task.ports:
-                for name in srv_names:
-                    add_srv(name, slave_target, port)
-        if task.discovery is None:
+            for port in ports:
+                add_srv(srv_names, slave_target, port)
+        if not has_discovery:
             return
         target = canonical + tail
-        for dport in task.discovery.ports:
+        for dport in task.discovery_ports():
             proto = self.spec(dport.protocol)
             names = [f"_{tname}._{p}.{fname}" for p in ((proto,) if proto else ("tcp", "udp"))]
-            for name in names:
-                add_srv(name + tail, target, dport.number)
+            add_srv([name + tail for name in names], target, dport.number)
             port_name = self.spec(dport.name)
             if port_name:
-                for name in names:
-                    add_srv(f"_{port_name}.{name}{tail}", target, dport.number)
+                add_srv([f"_{port_name}.{name}{tail}" for name in names], target, dport.number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,10 +379,6 @@ def _latest_running(statuses: Iterable[Status]) -> Status | None:
     return best
 
 
-def _label_values(status: Status, key: str) -> list[str]:
-    return [value for k, value in status.labels if k == key]
-
-
 def task_ips(
     task: Task, sources: Iterable[str], agent_ips: tuple[str, ...]
 ) -> tuple[tuple[str, RType], ...]:
@@ -405,11 +390,11 @@ def task_ips(
         elif latest is None:
             continue
         elif source == "netinfo":
-            candidates = latest.netinfo_ips
+            candidates = latest.netinfo_ips()
         elif source == "mesos":
-            candidates = _label_values(latest, MESOS_IP_LABEL)
+            candidates = latest.label_values(MESOS_IP_LABEL)
         elif source == "docker":
-            candidates = _label_values(latest, DOCKER_IP_LABEL)
+            candidates = latest.label_values(DOCKER_IP_LABEL)
         else:
             continue
         found = tuple(ip for ip in map(canonical_ip, candidates) if ip is not None)

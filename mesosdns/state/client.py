@@ -1,0 +1,342 @@
+"""Fetching the Mesos master state (``GET /master/state``) with aiohttp.
+
+The order of attempts is the original Mesos-DNS's (``records/state/client``):
+
+1. ``masters[0]`` is the *leader slot*: the leader ZooKeeper reported, or ``""``
+   when none is known. A non-empty slot is tried first; when it fails and no
+   other master is listed, the refresh fails.
+2. Then every other entry, in order.
+3. After a master answers, the document's ``leader`` (``master@host:port``) is
+   read. A missing or empty leader makes that master a failure. When the
+   leader's host differs from the host just asked, the state is fetched once
+   more from the leader's host **on the port of the master just asked** (the
+   original drops the leader's port), and that second document is the result
+   (it must name a leader too; no further redirect is followed).
+
+Every refresh runs inside one absolute ``deadline`` (on the event loop's
+clock). Each single GET gets ``min(stateTimeoutSeconds, time left)`` and is
+retried a few times with exponential backoff (tenacity) on transport errors,
+timeouts and HTTP 5xx; failing over between masters is plain code.
+
+Differences from the original, on purpose: a non-2xx answer is a failure even
+when its body happens to be JSON (the original never looked at the status);
+``host:port`` entries are split as ``net.SplitHostPort`` does, so ``[v6]:port``
+works (the original split at the first colon); an empty leader in the
+redirected document fails over to the next master instead of failing the whole
+refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import aiohttp
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from mesosdns.errors import ConfigError, FetchError, StateError
+from mesosdns.state.model import split_host_port
+
+log = logging.getLogger(__name__)
+
+STATE_PATH = "/master/state"
+USER_AGENT = "Mesos-DNS"
+AUTH_NONE = ""
+AUTH_BASIC = "basic"
+
+
+class FetchResult(NamedTuple):
+    """A fetched state: the decoded document and the ``host:port`` it came from."""
+
+    document: dict[str, Any]
+    master: str
+
+
+class _Transient(Exception):
+    """One GET failed in a way worth retrying (transport, timeout, 5xx)."""
+
+
+class _Failed(Exception):
+    """One master failed for good in this refresh; the message says why."""
+
+
+def join_host_port(host: str, port: str) -> str:
+    """``host:port``, with brackets around an IPv6 host (Go's net.JoinHostPort)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def leader_host(leader: str) -> str:
+    """The host of a ``master@host:port`` leader; raises ValueError when malformed."""
+    parts = leader.split("@")
+    if len(parts) != 2:
+        raise ValueError(f"invalid leader address {leader!r}")
+    hp = split_host_port(parts[1])
+    if hp is None:
+        raise ValueError(f"invalid leader address {leader!r}")
+    return hp[0]
+
+
+def _tls_context(ca_file: str, cert_file: str, key_file: str) -> ssl.SSLContext:
+    problems: list[str] = []
+    if cert_file and not key_file:
+        problems.append("KeyFile: missing private key for CertFile")
+    if key_file and not cert_file:
+        problems.append("CertFile: missing certificate for KeyFile")
+    if problems:
+        raise ConfigError(problems)
+    if ca_file:
+        try:
+            ctx = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError([f"CACertFile: cannot load {ca_file!r}: {exc}"]) from None
+    else:
+        # As the original: without a CA, HTTPS does not verify the master.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        try:
+            ctx.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                [f"CertFile: cannot load {cert_file!r}/{key_file!r}: {exc}"]
+            ) from None
+    return ctx
+
+
+class StateClient:
+    """Fetches ``/master/state`` from the leading Mesos master.
+
+    ``timeout_seconds`` is ``stateTimeoutSeconds`` (per GET); ``https`` is
+    ``mesosHTTPSOn``; ``ca_file``/``cert_file``/``key_file`` are ``CACertFile``,
+    ``CertFile``, ``KeyFile``; ``auth`` is ``MesosAuthentication`` (``""`` or
+    ``"basic"``) with ``principal``/``secret`` from ``MesosCredentials``.
+    ``attempts`` bounds the GETs per master, spaced by exponential backoff from
+    ``backoff`` seconds up to ``backoff_max``. Raises ConfigError for unusable
+    settings. The secret is never logged nor shown by ``repr``.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = 300.0,
+        https: bool = False,
+        ca_file: str = "",
+        cert_file: str = "",
+        key_file: str = "",
+        auth: str = AUTH_NONE,
+        principal: str = "",
+        secret: str = "",
+        attempts: int = 3,
+        backoff: float = 0.1,
+        backoff_max: float = 1.0,
+    ) -> None:
+        problems: list[str] = []
+        if timeout_seconds <= 0:
+            problems.append(f"StateTimeoutSeconds: must be positive, got {timeout_seconds}")
+        if attempts < 1:
+            problems.append(f"attempts: must be at least 1, got {attempts}")
+        if auth not in (AUTH_NONE, AUTH_BASIC):
+            problems.append(f"MesosAuthentication: unsupported mechanism {auth!r}")
+        if auth == AUTH_BASIC and not principal and not secret:
+            problems.append("MesosCredentials: basic authentication needs a principal and secret")
+        if problems:
+            raise ConfigError(problems)
+        self._timeout = float(timeout_seconds)
+        self._scheme = "https" if https else "http"
+        self._ssl: ssl.SSLContext | None = None
+        if https or ca_file or cert_file or key_file:
+            ctx = _tls_context(ca_file, cert_file, key_file)
+            self._ssl = ctx if https else None
+        # The header is built once; it is never logged (repr hides it).
+        self._headers: dict[str, str] = {}
+        if auth == AUTH_BASIC:
+            token = base64.b64encode(f"{principal}:{secret}".encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {token}"
+        self._attempts = attempts
+        self._backoff = backoff
+        self._backoff_max = backoff_max
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        auth = "basic" if self._headers else "none"
+        return f"StateClient(scheme={self._scheme}, timeout={self._timeout}, auth={auth})"
+
+    async def __aenter__(self) -> StateClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session (idempotent)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # No keep-alive, as the original ("Mesos master doesn't implement
+            # defensive HTTP").
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl if self._ssl is not None else True, force_close=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"},
+            )
+        return self._session
+
+    async def fetch(self, masters: Sequence[str], deadline: float) -> FetchResult:
+        """Fetch the state; ``deadline`` is absolute, on ``loop.time()``.
+
+        ``masters[0]`` is the leader slot (``""`` when unknown). Raises
+        FetchError naming every master tried and why, when none works.
+        """
+        if not masters:
+            raise FetchError("no masters to fetch the state from")
+        loop = asyncio.get_running_loop()
+        failures: list[str] = []
+        # An empty leader slot is skipped; a failing leader falls through to
+        # the rest, and with no rest the refresh fails (as the original).
+        candidates = [m for i, m in enumerate(masters) if i > 0 or m]
+        for index, master in enumerate(candidates):
+            if loop.time() >= deadline:
+                failures.extend(
+                    f"{m}: not tried, refresh deadline passed" for m in candidates[index:]
+                )
+                break
+            hp = split_host_port(master)
+            if hp is None or not hp[0] or not hp[1]:
+                failures.append(f"{master}: not a host:port")
+                continue
+            try:
+                return await self._fetch_master(hp[0], hp[1], deadline)
+            except _Failed as exc:
+                failures.append(f"{master}: {exc}")
+                log.debug("state fetch from %s failed: %s", master, exc)
+        if not failures:
+            raise FetchError("no masters to fetch the state from")
+        raise FetchError("could not fetch the state from any master: " + "; ".join(failures))
+
+    async def _fetch_master(self, host: str, port: str, deadline: float) -> FetchResult:
+        doc = await self._get_document(host, port, deadline)
+        leader = _leader_of(doc)
+        try:
+            lhost = leader_host(leader)
+        except ValueError as exc:
+            raise _Failed(str(exc)) from None
+        if lhost == host:
+            return FetchResult(doc, join_host_port(host, port))
+        # Follow the leader the document names, on the port we asked (as the
+        # original does: it keeps the port and swaps the host).
+        target = join_host_port(lhost, port)
+        log.info("master %s is not the leader; fetching the state from %s", host, target)
+        try:
+            doc = await self._get_document(lhost, port, deadline)
+            _leader_of(doc)
+        except _Failed as exc:
+            raise _Failed(f"leader {target}: {exc}") from None
+        return FetchResult(doc, target)
+
+    async def _get_document(self, host: str, port: str, deadline: float) -> dict[str, Any]:
+        body = await self._get_with_retries(host, port, deadline)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise _Failed(f"invalid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise _Failed("state is not a JSON object")
+        return doc
+
+    async def _get_with_retries(self, host: str, port: str, deadline: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        url = f"{self._scheme}://{join_host_port(host, port)}{STATE_PATH}"
+        tries = 0
+
+        def stop(rs: RetryCallState) -> bool:
+            if rs.attempt_number >= self._attempts:
+                return True
+            return loop.time() + (rs.upcoming_sleep or 0.0) >= deadline
+
+        async def attempt() -> bytes:
+            nonlocal tries
+            tries += 1
+            return await self._get_once(url, deadline)
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=wait_exponential(
+                multiplier=self._backoff, min=self._backoff, max=self._backoff_max
+            ),
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            return await retrying(attempt)
+        except _Transient as exc:
+            suffix = f" (after {tries} attempts)" if tries > 1 else ""
+            raise _Failed(f"{exc}{suffix}") from None
+
+    async def _get_once(self, url: str, deadline: float) -> bytes:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise _Failed("refresh deadline passed")
+        timeout = min(self._timeout, remaining)
+        session = self._get_session()
+        try:
+            async with session.get(
+                url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+        except TimeoutError:
+            raise _Transient(f"timed out after {timeout:.3g}s") from None
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            raise _Failed(f"TLS error: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise _Transient(_describe(exc)) from None
+        if status >= 500:
+            raise _Transient(f"HTTP {status}")
+        if not 200 <= status < 300:
+            raise _Failed(f"HTTP {status}")
+        return body
+
+
+def _leader_of(doc: dict[str, Any]) -> str:
+    leader = doc.get("leader")
+    if not isinstance(leader, str) or not leader:
+        raise _Failed("state names no leader")
+    return leader
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_state_file(path: str | Path) -> dict[str, Any]:
+    """Read a state document from a file (the ``stateFile`` extension).
+
+    Raises FetchError when the file cannot be read and StateError when it is
+    not a JSON object. Whether it names a leader is checked by the parser.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FetchError(f"cannot read state file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StateError(f"state file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StateError(f"state file {str(path)!r} is not a JSON object")
+    return doc
