@@ -53,7 +53,7 @@ def test_fetches_from_single_master_with_original_headers() -> None:
         async with FakeMaster({**minimal_state(), "hostname": "m1"}) as m, fast_client() as c:
             result = await c.fetch(["", m.address], deadline_in(5))
             assert isinstance(result, FetchResult)
-            doc, master = result
+            doc, master = result.document(), result.master
             assert master == m.address
             assert doc["leader"] == m.pid and doc["hostname"] == "m1"
             assert m.paths == ["/master/state"]
@@ -271,7 +271,8 @@ def test_follows_leader_on_another_host_using_the_asked_port() -> None:
         async with a, FakeMaster(leader_state, host="127.0.0.2", port=a.port) as leader:
             a.leader = f"master@127.0.0.2:{a.port + 1}"  # its port is ignored
             async with fast_client() as c:
-                doc, master = await c.fetch(["", a.address], deadline_in(5))
+                result = await c.fetch(["", a.address], deadline_in(5))
+                doc, master = result.document(), result.master
             assert master == f"127.0.0.2:{a.port}"
             assert doc["hostname"] == "leader"
             assert (a.requests, leader.requests) == (1, 1)
@@ -300,7 +301,8 @@ def test_same_host_leader_is_not_refetched() -> None:
     async def go() -> None:
         async with FakeMaster() as a, fast_client() as c:
             a.leader = "master@127.0.0.1:9"
-            doc, master = await c.fetch(["", a.address], deadline_in(5))
+            result = await c.fetch(["", a.address], deadline_in(5))
+            doc, master = result.document(), result.master
             assert master == a.address and doc["leader"] == "master@127.0.0.1:9"
             assert a.requests == 1
 
@@ -313,7 +315,8 @@ def test_followed_leader_is_not_followed_again() -> None:
             a.leader = f"master@127.0.0.2:{a.port}"
             leader.leader = f"master@127.0.0.3:{a.port}"
             async with fast_client() as c:
-                doc, master = await c.fetch(["", a.address], deadline_in(5))
+                result = await c.fetch(["", a.address], deadline_in(5))
+                doc, master = result.document(), result.master
             assert master == f"127.0.0.2:{a.port}"
             assert doc["leader"] == f"master@127.0.0.3:{a.port}"
 
@@ -565,8 +568,8 @@ def test_close_is_idempotent_and_client_reusable() -> None:
 def test_load_state_file(tmp_path: Path) -> None:
     good = tmp_path / "state.json"
     good.write_bytes(orjson.dumps(minimal_state("master@10.0.0.1:5050")))
-    assert load_state_file(good)["leader"] == "master@10.0.0.1:5050"
-    assert load_state_file(str(good))["leader"] == "master@10.0.0.1:5050"
+    assert orjson.loads(load_state_file(good))["leader"] == "master@10.0.0.1:5050"
+    assert orjson.loads(load_state_file(str(good)))["leader"] == "master@10.0.0.1:5050"
     with pytest.raises(FetchError, match="cannot read"):
         load_state_file(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
@@ -599,7 +602,8 @@ def test_fakemaster_subprocess(tmp_path: Path) -> None:
 
         async def go() -> None:
             async with fast_client() as c:
-                doc, master = await c.fetch(["", address], deadline_in(5))
+                result = await c.fetch(["", address], deadline_in(5))
+                doc, master = result.document(), result.master
                 assert master == address
                 assert doc["leader"] == f"master@{address}"
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
+import msgspec
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
@@ -52,10 +53,28 @@ AUTH_BASIC = "basic"
 
 
 class FetchResult(NamedTuple):
-    """A fetched state: the decoded document and the ``host:port`` it came from."""
+    """A fetched state: the raw document and the ``host:port`` it came from.
 
-    document: dict[str, Any]
+    The body stays bytes: the parser decodes it straight into typed structs
+    (decoding it generically here first would double the work and memory).
+    """
+
+    body: bytes
     master: str
+
+    def document(self) -> dict[str, Any]:
+        """The body decoded generically (for tests and tools)."""
+        doc: dict[str, Any] = orjson.loads(self.body)
+        return doc
+
+
+class _LeaderOnly(msgspec.Struct):
+    """Reads the ``leader`` field of a state document and skips the rest."""
+
+    leader: Any = None
+
+
+_LEADER_DECODER = msgspec.json.Decoder(_LeaderOnly)
 
 
 class _Transient(Exception):
@@ -226,34 +245,26 @@ class StateClient:
         raise FetchError("could not fetch the state from any master: " + "; ".join(failures))
 
     async def _fetch_master(self, host: str, port: str, deadline: float) -> FetchResult:
-        doc = await self._get_document(host, port, deadline)
-        leader = _leader_of(doc)
+        body, leader = await self._get_document(host, port, deadline)
         try:
             lhost = leader_host(leader)
         except ValueError as exc:
             raise _Failed(str(exc)) from None
         if lhost == host:
-            return FetchResult(doc, join_host_port(host, port))
+            return FetchResult(body, join_host_port(host, port))
         # Follow the leader the document names, on the port we asked (as the
         # original does: it keeps the port and swaps the host).
         target = join_host_port(lhost, port)
         log.info("master %s is not the leader; fetching the state from %s", host, target)
         try:
-            doc = await self._get_document(lhost, port, deadline)
-            _leader_of(doc)
+            body, _ = await self._get_document(lhost, port, deadline)
         except _Failed as exc:
             raise _Failed(f"leader {target}: {exc}") from None
-        return FetchResult(doc, target)
+        return FetchResult(body, target)
 
-    async def _get_document(self, host: str, port: str, deadline: float) -> dict[str, Any]:
+    async def _get_document(self, host: str, port: str, deadline: float) -> tuple[bytes, str]:
         body = await self._get_with_retries(host, port, deadline)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise _Failed(f"invalid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise _Failed("state is not a JSON object")
-        return doc
+        return body, leader_of(body)
 
     async def _get_with_retries(self, host: str, port: str, deadline: float) -> bytes:
         loop = asyncio.get_running_loop()
@@ -309,8 +320,14 @@ class StateClient:
         return body
 
 
-def _leader_of(doc: dict[str, Any]) -> str:
-    leader = doc.get("leader")
+def leader_of(body: bytes) -> str:
+    """The ``leader`` of a state document; fails for invalid JSON or no leader."""
+    try:
+        leader = _LEADER_DECODER.decode(body).leader
+    except msgspec.ValidationError:
+        raise _Failed("state is not a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise _Failed(f"invalid JSON: {exc}") from None
     if not isinstance(leader, str) or not leader:
         raise _Failed("state names no leader")
     return leader
@@ -323,7 +340,7 @@ def _describe(exc: aiohttp.ClientError) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def load_state_file(path: str | Path) -> dict[str, Any]:
+def load_state_file(path: str | Path) -> bytes:
     """Read a state document from a file (the ``stateFile`` extension).
 
     Raises FetchError when the file cannot be read and StateError when it is
@@ -334,9 +351,9 @@ def load_state_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise FetchError(f"cannot read state file {str(path)!r}: {exc.strerror or exc}") from None
     try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        _LEADER_DECODER.decode(data)
+    except msgspec.ValidationError:
+        raise StateError(f"state file {str(path)!r} is not a JSON object") from None
+    except msgspec.DecodeError as exc:
         raise StateError(f"state file {str(path)!r} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise StateError(f"state file {str(path)!r} is not a JSON object")
-    return doc
+    return data

@@ -1,0 +1,62 @@
+"""The snapshot store: the last good records, published by one assignment.
+
+A :class:`Snapshot` is everything derived from one successful refresh: the
+record set, the SOA serial, and (built once, on first use) the HTTP bodies
+that depend only on those. DNS and HTTP read ``store.current``; the poller
+replaces it. Nothing is served before the first snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mesosdns.records.model import RecordSet
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    records: RecordSet
+    serial: int  # Unix time of the refresh that produced it (the SOA serial)
+    loaded_at: float = field(default_factory=time.time)
+    source: str = ""  # the master (or file) the state came from
+    # HTTP bodies built at most once per snapshot (lazily: a large cluster's
+    # enumeration is only serialised if someone asks for it)
+    _bodies: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+    def body(self, key: str, build: Callable[[], Any]) -> bytes:
+        cached = self._bodies.get(key)
+        if cached is None:
+            cached = self._bodies[key] = orjson.dumps(build())
+        return cached
+
+
+class SnapshotStore:
+    """Holds the current snapshot and tells listeners when it changes."""
+
+    def __init__(self) -> None:
+        self.current: Snapshot | None = None
+        self._listeners: list[Callable[[Snapshot], None]] = []
+
+    @property
+    def ready(self) -> bool:
+        return self.current is not None
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        self._listeners.append(listener)
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+        for listener in self._listeners:
+            listener(snapshot)
+
+    def next_serial(self, now: float | None = None) -> int:
+        """Unix time, but never going backwards (clock steps, sub-second reloads)."""
+        serial = int(time.time() if now is None else now) & 0xFFFFFFFF
+        if self.current is not None and serial <= self.current.serial:
+            serial = (self.current.serial + 1) & 0xFFFFFFFF
+        return serial
