@@ -158,12 +158,13 @@ class API:
         return snap
 
     async def version(self, _: web.Request) -> web.Response:
+        self._snapshot()  # as every /v1 route: not before the first load
         return _json({"Service": "Mesos-DNS", "Version": __version__,
                       "URL": "https://github.com/mesosphere/mesos-dns"})
 
     async def config_handler(self, _: web.Request) -> web.Response:
-        snap = self.store.current
-        return _json(self.config.redacted(snap.serial if snap else 0))
+        snap = self._snapshot()
+        return _json(self.config.redacted(snap.serial))
 
     def _name(self, request: web.Request, key: str) -> str:
         text = request.match_info[key]
@@ -175,7 +176,9 @@ class API:
         snap = self._snapshot()
         host = self._name(request, "host")
         body = hosts_body(snap.records, host)
-        self.count_lookup(_fqdn(host).endswith(self.zone), bool(body[0]["ip"]))
+        dom = _fqdn(host)
+        # as the original: a success is a name with A records (AAAA-only is not)
+        self.count_lookup(dom.endswith(self.zone), bool(snap.records.a.get(dom)))
         return _json(body)
 
     async def ports(self, _: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from mesosdns import __version__
@@ -101,6 +102,7 @@ class App:
     refresh_stats: RefreshStats = field(default_factory=RefreshStats)
     dns: DNSServer | None = None
     http: web.AppRunner | None = None
+    api: API | None = None
     http_port: int = 0
     poller: Poller[AnswerTable] | None = None
     detector: MasterDetector | None = None
@@ -117,8 +119,7 @@ class App:
         settings = dns_settings(c)
         self.dns = DNSServer(settings)
         if c.dns_on:
-            await self.dns.start()
-            log.info("DNS listening on %s port %d (UDP and TCP)", c.listener, self.dns.port)
+            await self.dns.start()  # logs where it listens
         metrics = Metrics(self.dns.stats, self.refresh_stats, self.store)
         if c.http_on:
             await self._start_http(metrics)
@@ -147,8 +148,8 @@ class App:
                 stats.forward.requests += 1
                 stats.forward.failed += 1
 
-        api = API(self.config, self.store, metrics, count)
-        self.http = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        self.api = API(self.config, self.store, metrics, count)
+        self.http = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
         await self.http.setup()
         site = web.TCPSite(self.http, self.config.http_listener, self.config.http_port)
         await site.start()
@@ -215,8 +216,12 @@ class App:
             return
         merged = _merge(old, new, hot)
         self.config = merged
+        if self.api is not None:  # /v1/config and /v1/axfr show what is in force
+            self.api.config = merged
         if "masters" in hot and self.detector is None:
             self.masters = initial_masters(merged.masters)
+        if not merged.state_file and self.client is None:  # stateFile removed
+            self.client = state_client(merged)
         if self.poller is not None:
             settings = dns_settings(merged)
             self.poller.params = generator_params(merged, listener_addresses(merged.listener))
@@ -259,7 +264,22 @@ def _merge(old: Config, new: Config, keys: set[str]) -> Config:
     return type(old)(**values)
 
 
+def log_config_summary(config: Config) -> None:
+    """The effective configuration at startup (``-v``), the Mesos secret masked.
+
+    The same view as ``/v1/config``: the original's Go field names, then ours.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
+    log.info("Mesos-DNS configuration (%s):", config.file or "<no file>")
+    for key, value in config.redacted().items():
+        if key == "SOASerial":
+            continue
+        log.info("   - %s: %s", key, orjson.dumps(value).decode())
+
+
 async def serve(config: Config) -> int:
+    log_config_summary(config)
     app = App(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -292,6 +312,10 @@ def run(config: Config, verbosity: int = 0) -> int:
     _event_loop_policy()
     try:
         return asyncio.run(serve(config))
+    except ConfigError as exc:  # a setting the config accepts but a part cannot use
+        for problem in exc.problems:
+            log.error("cannot start: %s", problem)
+        return 2
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1

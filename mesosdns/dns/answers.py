@@ -1,0 +1,629 @@
+"""Compile a RecordSet into prepacked DNS answers, once per refresh.
+
+The table maps the lower-cased wire question (name + type + class IN), behind
+the counts of a plain query (`HOT_PREFIX`), of every name that has records to
+an `Entry`: answer records packed in advance,
+a few orderings for the original's per-query shuffling, and ready replies for
+UDP without EDNS (512 bytes, truncated the original's way when needed). A
+query for a lower-case name is answered by splicing the client's ID, flags
+and question onto those bytes.
+
+Names in the answers follow the original exactly (see shared/BEHAVIOUR.md):
+SRV, SOA and NS owners are the question as asked (a pointer to the question),
+A and AAAA owners are the lower-cased name, additional-section owners the
+lower-cased SRV targets. Compression never maps one case onto another.
+
+Negative answers need no per-name data: the SOA and NS records are packed
+once, with the question as owner.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mesosdns.dns import wire
+from mesosdns.dns.settings import DNSSettings, fqdn, soa_rname_fqdn
+from mesosdns.records.model import RecordSet, SRVTarget
+
+# Orderings kept per SRV name (and per big A/AAAA set): each record comes
+# first in one of them when there are at most this many records.
+MAX_ROTATIONS = 8
+
+# Counter outcomes of an in-domain answer, as the original counts them.
+OUTCOME_SUCCESS = 0
+OUTCOME_NXDOMAIN = 1
+OUTCOME_FAILED = 2  # bit: a record could not be formatted (counted as failed too)
+
+# Hot-table keys are a query's bytes after the ID and flags: the counts of a
+# plain query (one question, nothing else) and the question, lower case, IN.
+HOT_PREFIX = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+
+_KIND_A = 0
+_KIND_AAAA = 1
+_KIND_SRV = 2
+
+_QTAIL = {
+    wire.TYPE_A: b"\x00\x01\x00\x01",
+    wire.TYPE_AAAA: b"\x00\x1c\x00\x01",
+    wire.TYPE_SRV: b"\x00\x21\x00\x01",
+}
+
+
+class Entry:
+    """Prepacked answers for one (name, type).
+
+    Hot fields, for a lower-case question over UDP without EDNS: ``t512``
+    holds one ready reply tail (counts, question, records) per ordering,
+    within 512 bytes, and ``fl512`` the matching header flag table (TC set
+    when the 512-byte variant was truncated). A/AAAA sets that fit keep every
+    rotation, so each address comes first equally often; SRV sets and bigger
+    A/AAAA sets keep up to `MAX_ROTATIONS` orderings.
+
+    ``ans`` / ``add`` describe the full answers, for other sizes (EDNS, TCP)
+    and for questions in another case.
+    """
+
+    __slots__ = ("add", "ans", "fl512", "kind", "n", "qsec", "t512")
+
+    def __init__(
+        self,
+        kind: int,
+        qsec: bytes,
+        ans: tuple[tuple[bytes, ...], ...],
+        add: tuple[tuple[bytes, int], ...],
+    ) -> None:
+        self.kind = kind
+        self.qsec = qsec  # the question section, lower case, class IN
+        self.ans = ans  # per ordering (A/AAAA: one, rotated at query time)
+        self.add = add  # per ordering: (additional bytes, record count)
+        self.n = len(ans[0])
+        self.t512: tuple[bytes, ...] = ()
+        self.fl512: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """Sizes of a compiled table, for logs and metrics."""
+
+    entries: int
+    names: int
+    skipped_names: int
+    slow_names: int
+
+
+class AnswerTable:
+    """One refresh's compiled answers. Immutable once built; swap it whole."""
+
+    __slots__ = (
+        "domain",
+        "entries",
+        "exotic",
+        "fl_nodata",
+        "fl_nxdomain",
+        "hot",
+        "info",
+        "names",
+        "ns_rr",
+        "ra",
+        "rs",
+        "serial",
+        "set_tc",
+        "settings",
+        "slow_names",
+        "soa_rr",
+        "ttl",
+    )
+
+    def __init__(
+        self,
+        *,
+        rs: RecordSet,
+        settings: DNSSettings,
+        serial: int,
+        domain: bytes,
+        entries: dict[bytes, Entry],
+        names: frozenset[bytes],
+        slow_names: frozenset[bytes],
+        exotic: bool,
+        soa_rr: bytes,
+        ns_rr: bytes,
+        info: TableInfo,
+    ) -> None:
+        self.rs = rs
+        self.settings = settings
+        self.serial = serial
+        self.domain = domain
+        self.entries = entries
+        # the UDP hot path's view: key -> (flag table, reply tail, ...), one
+        # object fewer per look-up than going through the Entry
+        self.hot: dict[bytes, tuple[Any, ...]] = {
+            key: (e.fl512, *e.t512) for key, e in entries.items()
+        }
+        self.names = names
+        self.slow_names = slow_names
+        self.exotic = exotic
+        self.soa_rr = soa_rr
+        self.ns_rr = ns_rr
+        self.ra = settings.recurse_on
+        self.set_tc = settings.set_truncate_bit
+        self.ttl = struct.pack(">I", settings.ttl & 0xFFFFFFFF)
+        self.info = info
+        # header flags of negative answers, by `wire.flag_index`
+        self.fl_nodata = wire.flag_table(True, False, self.ra, wire.RCODE_NOERROR)
+        self.fl_nxdomain = wire.flag_table(True, False, self.ra, wire.RCODE_NXDOMAIN)
+
+    def render(
+        self,
+        e: Entry,
+        ctr: int,
+        ident: bytes,
+        b2: int,
+        b3: int,
+        question: bytes,
+        limit: int,
+        opt: bytes,
+    ) -> bytes:
+        """A full reply from an entry, for any question case and size limit."""
+        if e.kind == _KIND_SRV:
+            v = ctr % len(e.ans)
+            ans: Sequence[bytes] = e.ans[v]
+            add, nadd = e.add[v]
+        else:
+            rrs = e.ans[0]
+            k = ctr % e.n
+            ans = rrs[k:] + rrs[:k]
+            add, nadd = b"", 0
+            if question[:-4] != e.qsec[:-4]:
+                ans = _literal_owner(ans, e.qsec[:-4], len(question))
+        return assemble(
+            ident,
+            b2,
+            b3,
+            question,
+            ans,
+            (),
+            add,
+            nadd,
+            opt,
+            limit,
+            rcode=wire.RCODE_NOERROR,
+            ra=self.ra,
+            set_tc=self.set_tc,
+        )
+
+
+def _literal_owner(ans: Sequence[bytes], owner: bytes, qlen: int) -> list[bytes]:
+    """Answers whose owner pointer (to the question) becomes the lower-case name.
+
+    The first record carries the name in full, the others point to it.
+    """
+    ptr = struct.pack(">H", 0xC000 | (wire.HEADER_LEN + qlen))
+    out = [owner + ans[0][2:]]
+    out.extend(ptr + rr[2:] for rr in ans[1:])
+    return out
+
+
+def assemble(
+    ident: bytes,
+    b2: int,
+    b3: int,
+    question: bytes,
+    ans: Sequence[bytes],
+    auth: Sequence[bytes],
+    add: bytes,
+    nadd: int,
+    opt: bytes,
+    limit: int,
+    *,
+    rcode: int,
+    ra: bool,
+    set_tc: bool,
+    aa: bool = True,
+) -> bytes:
+    """Build a reply, truncated the original's way if it exceeds ``limit``.
+
+    When too big: the additional section goes first (``opt`` stays), then
+    answers from the end until the rest fits; TC is set when anything was
+    dropped, unless ``set_tc`` is false. Authority records and additional
+    ones may only point backwards to the question or the answers kept.
+    """
+    base = wire.HEADER_LEN + len(question) + len(opt)
+    size_auth = sum(map(len, auth))
+    size_ans = sum(map(len, ans))
+    truncated = False
+    if base + size_ans + size_auth + len(add) > limit:
+        truncated = True
+        add, nadd = b"", 0
+        budget = limit - base - size_auth
+        if size_ans > budget:
+            kept: list[bytes] = []
+            used = 0
+            for rr in ans:
+                used += len(rr)
+                if used > budget:
+                    break
+                kept.append(rr)
+            ans = kept
+    flags = wire.reply_flags(b2, b3, aa=aa, tc=truncated and set_tc, ra=ra, rcode=rcode)
+    return b"".join(
+        (
+            ident,
+            flags,
+            struct.pack(">HHHH", 1, len(ans), len(auth), nadd + (1 if opt else 0)),
+            question,
+            *ans,
+            *auth,
+            add,
+            opt,
+        )
+    )
+
+
+def soa_record(settings: DNSSettings, serial: int) -> bytes:
+    """The SOA record, owner = the question (pointer), rdata uncompressed."""
+    mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
+    rname = wire.text_to_wire(soa_rname_fqdn(settings.soa_rname)) or b"\x00"
+    ttl = settings.ttl & 0xFFFFFFFF
+    rdata = (
+        mname
+        + rname
+        + struct.pack(
+            ">IIIII",
+            serial & 0xFFFFFFFF,
+            settings.soa_refresh & 0xFFFFFFFF,
+            settings.soa_retry & 0xFFFFFFFF,
+            settings.soa_expire & 0xFFFFFFFF,
+            ttl,
+        )
+    )
+    return struct.pack(">HHHIH", 0xC00C, wire.TYPE_SOA, wire.CLASS_IN, ttl, len(rdata)) + rdata
+
+
+def ns_record(settings: DNSSettings) -> bytes:
+    """The NS record (target SOAMname), owner = the question (pointer)."""
+    mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
+    ttl = settings.ttl & 0xFFFFFFFF
+    return struct.pack(">HHHIH", 0xC00C, wire.TYPE_NS, wire.CLASS_IN, ttl, len(mname)) + mname
+
+
+_V4_CACHE: dict[str, bytes | None] = {}
+_V6_CACHE: dict[str, bytes | None] = {}
+
+
+def pack_v4(text: str) -> bytes | None:
+    """4 address bytes for an A value, None if it is not an IPv4 address.
+
+    An IPv4-mapped IPv6 address counts as its IPv4 address, as Go's ``To4``.
+    """
+    got = _V4_CACHE.get(text, b"")
+    if got != b"":
+        return got
+    try:
+        packed: bytes | None = socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        try:
+            mapped = ipaddress.IPv6Address(text).ipv4_mapped
+        except ValueError:
+            mapped = None
+        packed = mapped.packed if mapped is not None else None
+    if len(_V4_CACHE) < 1_000_000:
+        _V4_CACHE[text] = packed
+    return packed
+
+
+def pack_v6(text: str) -> bytes | None:
+    """16 address bytes for an AAAA value (IPv4 text maps, as Go's ``To16``)."""
+    got = _V6_CACHE.get(text, b"")
+    if got != b"":
+        return got
+    try:
+        packed: bytes | None = ipaddress.ip_address(text).packed
+    except ValueError:
+        packed = None
+    if packed is not None and len(packed) == 4:
+        packed = b"\x00" * 10 + b"\xff\xff" + packed
+    if len(_V6_CACHE) < 1_000_000:
+        _V6_CACHE[text] = packed
+    return packed
+
+
+def _orderings(n: int, rng: random.Random) -> list[list[int]]:
+    """Up to MAX_ROTATIONS orderings of n records, each led by a different one."""
+    count = min(n, MAX_ROTATIONS)
+    out = []
+    for j in range(count):
+        first = j * n // count
+        rest = [i for i in range(n) if i != first]
+        rng.shuffle(rest)
+        out.append([first, *rest])
+    return out
+
+
+def _tail(
+    qsec: bytes, ans: Sequence[bytes], add: bytes, nadd: int, limit: int
+) -> tuple[bytes, bool]:
+    """Reply tail (counts, question, records) within ``limit``; and truncated?"""
+    base = wire.HEADER_LEN + len(qsec)
+    size = base + sum(map(len, ans))
+    if size + len(add) <= limit:
+        return struct.pack(">HHHH", 1, len(ans), 0, nadd) + qsec + b"".join(ans) + add, False
+    kept: list[bytes] = []
+    used = base
+    for rr in ans:
+        used += len(rr)
+        if used > limit:
+            break
+        kept.append(rr)
+    return struct.pack(">HHHH", 1, len(kept), 0, 0) + qsec + b"".join(kept), True
+
+
+class _Compiler:
+    def __init__(self, rs: RecordSet, settings: DNSSettings, rng: random.Random) -> None:
+        self.rs = rs
+        self.settings = settings
+        self.rng = rng
+        self.ttl = struct.pack(">I", settings.ttl & 0xFFFFFFFF)
+        self.ra = settings.recurse_on
+        tc = settings.set_truncate_bit
+        self.fl_ok = wire.flag_table(True, False, self.ra, wire.RCODE_NOERROR)
+        self.fl_tc = wire.flag_table(True, tc, self.ra, wire.RCODE_NOERROR)
+        ttl = self.ttl
+        self.a_head = b"\xc0\x0c\x00\x01\x00\x01" + ttl + b"\x00\x04"
+        self.aaaa_head = b"\xc0\x0c\x00\x1c\x00\x01" + ttl + b"\x00\x10"
+        self.srv_head = b"\xc0\x0c\x00\x21\x00\x01" + ttl
+        self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
+        self.targets: dict[str, _Glue | None] = {}
+
+    def address_entry(
+        self, wname: bytes, values: Iterable[str], kind: int
+    ) -> tuple[Entry | None, bool]:
+        """A/AAAA entry; and whether a value could not be formatted."""
+        if kind == _KIND_A:
+            head, pack, rrlen = self.a_head, pack_v4, 16
+        else:
+            head, pack, rrlen = self.aaaa_head, pack_v6, 28
+        rrs: list[bytes] = []
+        failed = False
+        for value in values:
+            packed = pack(value)
+            if packed is None:
+                failed = True
+            else:
+                rrs.append(head + packed)
+        if not rrs:
+            return None, failed
+        qsec = wname + (_QTAIL[wire.TYPE_A] if kind == _KIND_A else _QTAIL[wire.TYPE_AAAA])
+        ans = tuple(rrs)
+        e = Entry(kind, qsec, (ans,), ((b"", 0),))
+        n = len(ans)
+        fits = wire.HEADER_LEN + len(qsec) + n * rrlen <= wire.MIN_UDP_PAYLOAD
+        count = n if fits else min(n, MAX_ROTATIONS)
+        tails = []
+        truncated = False
+        for j in range(count):
+            k = j * n // count
+            tail, truncated = _tail(qsec, ans[k:] + ans[:k], b"", 0, wire.MIN_UDP_PAYLOAD)
+            tails.append(tail)
+        e.t512 = tuple(tails)
+        e.fl512 = self.fl_tc if truncated else self.fl_ok
+        return e, failed
+
+    def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
+        failed = False
+        rrs: list[bytes] = []
+        glue: list[_Glue] = []
+        for target in targets:
+            g = self._target(target.host)
+            if g is None:
+                failed = True
+                continue
+            failed |= g.failed
+            port = struct.pack(">H", target.port & 0xFFFF)
+            rrs.append(g.srv_prefix + port + g.twire)
+            glue.append(g)
+        if not rrs:
+            return None, failed
+        qsec = wname + _QTAIL[wire.TYPE_SRV]
+        variants: list[tuple[bytes, ...]] = []
+        adds: list[tuple[bytes, int]] = []
+        tails: list[bytes] = []
+        truncs: set[bool] = set()
+        for order in _orderings(len(rrs), self.rng):
+            ans = tuple(rrs[i] for i in order)
+            add, nadd = _glue_section(qsec, ans, [glue[i] for i in order])
+            variants.append(ans)
+            adds.append((add, nadd))
+            tail, truncated = _tail(qsec, ans, add, nadd, wire.MIN_UDP_PAYLOAD)
+            tails.append(tail)
+            truncs.add(truncated)
+        e = Entry(_KIND_SRV, qsec, tuple(variants), tuple(adds))
+        e.t512 = tuple(tails)
+        e.fl512 = self.fl_tc if True in truncs else self.fl_ok
+        if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
+            e.t512 = ()
+        return e, failed
+
+    def _target(self, host: str) -> _Glue | None:
+        """What an SRV target needs, computed once per host per compile."""
+        got = self.targets.get(host)
+        if got is not None or host in self.targets:
+            return got
+        twire = wire.text_to_wire(host)
+        if twire is None:
+            self.targets[host] = None
+            return None
+        rs = self.rs
+        failed = False
+        a_rdata = aaaa_rdata = b""
+        a_values = rs.a.get(host, ())
+        aaaa_values = rs.aaaa.get(host, ())
+        if a_values:
+            p4 = pack_v4(a_values[0])
+            if p4 is None:
+                failed = True
+            else:
+                a_rdata = b"\x00\x01\x00\x01" + self.ttl + b"\x00\x04" + p4
+        if aaaa_values:
+            p6 = pack_v6(aaaa_values[0])
+            if p6 is None:
+                failed = True
+            else:
+                aaaa_rdata = b"\x00\x1c\x00\x01" + self.ttl + b"\x00\x10" + p6
+        rdlen = struct.pack(">H", 6 + len(twire))
+        g = _Glue(
+            host=host,
+            twire=twire,
+            lower=twire.lower(),
+            srv_prefix=self.srv_head + rdlen + b"\x00\x00" + self.weight,
+            a_rdata=a_rdata,
+            aaaa_rdata=aaaa_rdata,
+            failed=failed,
+        )
+        self.targets[host] = g
+        return g
+
+
+@dataclass(frozen=True, slots=True)
+class _Glue:
+    host: str
+    twire: bytes  # the target as written in the SRV record
+    lower: bytes  # the additional records' owner
+    srv_prefix: bytes  # SRV record up to the port
+    a_rdata: bytes  # type, class, TTL, length, address; empty if none
+    aaaa_rdata: bytes
+    failed: bool  # the first A/AAAA value is not an address
+
+
+def _glue_section(qsec: bytes, ans: Sequence[bytes], glue: Sequence[_Glue]) -> tuple[bytes, int]:
+    """Additional records for the SRV targets, owners pointing at the targets."""
+    pos = wire.HEADER_LEN + len(qsec)
+    parts: list[bytes] = []
+    seen: set[str] = set()
+    for rr, g in zip(ans, glue, strict=True):
+        target_pos = pos + 18
+        pos += len(rr)
+        if g.host in seen or not (g.a_rdata or g.aaaa_rdata):
+            continue
+        seen.add(g.host)
+        if g.lower == g.twire and target_pos < 0x4000:
+            owner = struct.pack(">H", 0xC000 | target_pos)
+        else:
+            owner = g.lower
+        if g.a_rdata:
+            parts.append(owner + g.a_rdata)
+        if g.aaaa_rdata:
+            parts.append(owner + g.aaaa_rdata)
+    return b"".join(parts), len(parts)
+
+
+def compile_answers(
+    rs: RecordSet,
+    settings: DNSSettings,
+    serial: int,
+    rng: random.Random | None = None,
+) -> AnswerTable:
+    """Compile ``rs`` into an `AnswerTable` (pure; no I/O, no clock).
+
+    ``serial`` is the SOA serial (the Unix time of the refresh); ``rng``
+    drives the orderings kept for shuffling (inject one for repeatable tests).
+    Names that no question can match (upper case, characters the original
+    escapes, ``.*``, empty or over-long labels), names outside the domain and
+    names under a zone that ``zone_resolvers`` forwards are left out; values
+    that are not addresses are skipped and the name is answered by the slow
+    path, which counts the failure as the original does.
+    """
+    rng = rng or random.Random()
+    comp = _Compiler(rs, settings, rng)
+    domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
+    forwarded_zones = _zones_inside(settings, domain)
+    hot: dict[bytes, Entry] = {}  # becomes the table's ``entries``
+    names: set[bytes] = set()
+    slow: set[bytes] = set()
+    exotic = False
+    skipped = 0
+    a_map, aaaa_map, srv_map = rs.a, rs.aaaa, rs.srv
+    all_names: dict[str, None] = dict.fromkeys(a_map)
+    all_names.update(dict.fromkeys(aaaa_map))
+    all_names.update(dict.fromkeys(srv_map))
+    plain = wire.plain_key_wire
+    for name in all_names:
+        wname = plain(name)
+        if wname is None:
+            skipped += 1
+            if "\\" in name:
+                exotic = True
+            continue
+        if not wire.in_zone(wname, domain) or (
+            forwarded_zones and any(wire.in_zone(wname, z) for z in forwarded_zones)
+        ):
+            skipped += 1
+            continue
+        a_values = a_map.get(name)
+        aaaa_values = aaaa_map.get(name)
+        srv_values = srv_map.get(name)
+        if not (a_values or aaaa_values or srv_values):
+            continue
+        names.add(wname)
+        failed = False
+        if a_values:
+            e, bad = comp.address_entry(wname, a_values, _KIND_A)
+            failed |= bad
+            if e is not None:
+                hot[HOT_PREFIX + e.qsec] = e
+        if aaaa_values:
+            e, bad = comp.address_entry(wname, aaaa_values, _KIND_AAAA)
+            failed |= bad
+            if e is not None:
+                hot[HOT_PREFIX + e.qsec] = e
+        if srv_values:
+            e, bad = comp.srv_entry(wname, srv_values)
+            failed |= bad
+            if e is not None:
+                if e.t512:
+                    hot[HOT_PREFIX + e.qsec] = e
+                else:
+                    failed = True
+        if failed:
+            slow.add(wname)
+    for wname in slow:
+        for tail in _QTAIL.values():
+            hot.pop(HOT_PREFIX + wname + tail, None)
+    info = TableInfo(
+        entries=len(hot), names=len(names), skipped_names=skipped, slow_names=len(slow)
+    )
+    return AnswerTable(
+        rs=rs,
+        settings=settings,
+        serial=serial,
+        domain=domain,
+        entries=hot,
+        names=frozenset(names),
+        slow_names=frozenset(slow),
+        exotic=exotic,
+        soa_rr=soa_record(settings, serial),
+        ns_rr=ns_record(settings),
+        info=info,
+    )
+
+
+def zone_wires(settings: DNSSettings) -> dict[bytes, tuple[str, ...]]:
+    """Wire forms (lower case) of the forwarded zones, with their resolvers."""
+    out: dict[bytes, tuple[str, ...]] = {}
+    for zone, resolvers in settings.zone_resolvers.items():
+        zwire = wire.text_to_wire(fqdn(zone.lower()))
+        if zwire is not None:
+            out[zwire] = tuple(resolvers)
+    return out
+
+
+def _zones_inside(settings: DNSSettings, domain: bytes) -> list[bytes]:
+    """Forwarded zones at or below the domain: they win over the domain."""
+    if not settings.external_on:
+        return []
+    return [z for z in zone_wires(settings) if wire.in_zone(z, domain)]

@@ -1,0 +1,104 @@
+"""Settings of the DNS server, as a frozen value.
+
+The application maps the original's ``config.json`` onto this; the DNS package
+depends on nothing else. Field names follow the original's config keys:
+
+- ``domain``: the cluster domain (``mesos``), without trailing dot;
+- ``ttl``: TTL of every record, SOA included, and the SOA MINIMUM field;
+- ``soa_*``: SOA fields (``SOAMname``, ``SOARname``, ``SOARefresh``, ...);
+  an ``@`` in ``soa_rname`` becomes ``.``, as the original does;
+- ``recurse_on``: the RA bit of in-domain answers (``recurseon``);
+- ``set_truncate_bit``: set TC on truncated UDP answers (``SetTruncateBit``);
+- ``srv_weight``: the SRV weight (``SRVRecordDefaultWeight``);
+- ``external_on``, ``resolvers``, ``zone_resolvers``, ``timeout``: forwarding;
+  resolvers are ``ip``, ``ip:port`` or ``[v6]:port`` (default port 53);
+- ``listen_host``, ``port``: where DNS listens (UDP and TCP; port 0 picks one);
+- ``max_tcp_connections``, ``tcp_idle_timeout``, ``max_inflight_forwards``:
+  resource bounds (not in the original);
+- ``log_queries``: one debug log line per query (off on the hot path).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_DNS_PORT = 53
+
+
+def _empty_zones() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class DNSSettings:
+    domain: str = "mesos"
+    ttl: int = 60
+    soa_mname: str = "ns1.mesos."
+    soa_rname: str = "root.ns1.mesos."
+    soa_refresh: int = 60
+    soa_retry: int = 600
+    soa_expire: int = 86400
+    recurse_on: bool = True
+    set_truncate_bit: bool = True
+    srv_weight: int = 1
+    external_on: bool = True
+    resolvers: tuple[str, ...] = ("8.8.8.8",)
+    zone_resolvers: Mapping[str, tuple[str, ...]] = field(default_factory=_empty_zones)
+    timeout: float = 5.0
+    listen_host: str = "0.0.0.0"
+    port: int = 53
+    max_tcp_connections: int = 1000
+    tcp_idle_timeout: float = 10.0
+    max_inflight_forwards: int = 1000
+    log_queries: bool = False
+
+
+def fqdn(name: str) -> str:
+    """``name`` with exactly one trailing dot (the root stays ``.``)."""
+    name = name.rstrip(".")
+    return name + "." if name else "."
+
+
+def soa_rname_fqdn(rname: str) -> str:
+    """The SOA RNAME as the original writes it: every ``@`` becomes ``.``."""
+    return fqdn(rname.replace("@", "."))
+
+
+def parse_resolver(addr: str) -> tuple[str, int]:
+    """Split ``ip``, ``ip:port``, ``[v6]:port`` or a bare IPv6 into (host, port).
+
+    Like Go's ``net.SplitHostPort`` with a fallback to the whole text and port
+    53, which is how the original normalizes its resolver list. Raises
+    ``ValueError`` for a bad port.
+    """
+    text = addr.strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ValueError(f"bad resolver address {addr!r}")
+        if not rest:
+            return host, DEFAULT_DNS_PORT
+        if not rest.startswith(":"):
+            raise ValueError(f"bad resolver address {addr!r}")
+        return host, _port(rest[1:], addr)
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, _port(port, addr)
+    return text, DEFAULT_DNS_PORT
+
+
+def _port(text: str, addr: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"bad port in resolver address {addr!r}")
+    return int(text)
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
