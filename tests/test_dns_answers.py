@@ -137,6 +137,35 @@ def test_zone_inside_the_domain_is_left_to_forwarding() -> None:
     assert not any(t.endswith("marathon.mesos.") for t in texts)
 
 
+def test_generated_record_set() -> None:
+    # the real generator on a small synthetic state: every name it makes
+    # compiles, and the compiled answers equal the slow path's
+    import sys
+    from pathlib import Path
+
+    import orjson
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    try:
+        from synth import make_state
+    finally:
+        sys.path.pop(0)
+    from mesosdns.records.generator import GeneratorParams, generate
+    from mesosdns.state.model import parse_state
+
+    state = parse_state(orjson.dumps(make_state(300, 30)))
+    rs = generate(state, GeneratorParams(listener_ips=("10.0.0.1",)))
+    table = compile_answers(rs, settings(), 1, random.Random(3))
+    assert table.info.entries > 300
+    names = all_names(rs)
+    for name in names[:: max(1, len(names) // 300)]:
+        if wire.plain_key_wire(name) is None:
+            continue
+        for rdtype in ("A", "SRV"):
+            for limit in (512, 4096):
+                check_same(table, name, rdtype, limit > 512, limit)
+
+
 def test_compile_speed_is_reasonable() -> None:
     # 2,000 tasks' worth of names; the benchmark measures 10k tasks properly
     a: dict[str, tuple[str, ...]] = {}

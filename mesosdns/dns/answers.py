@@ -2,11 +2,11 @@
 
 The table maps the lower-cased wire question (name + type + class IN), behind
 the counts of a plain query (`HOT_PREFIX`), of every name that has records to
-an `Entry`: answer records packed in advance,
-a few orderings for the original's per-query shuffling, and ready replies for
-UDP without EDNS (512 bytes, truncated the original's way when needed). A
-query for a lower-case name is answered by splicing the client's ID, flags
-and question onto those bytes.
+an `Entry`: answer records packed in advance, a few orderings for the
+original's per-query shuffling, and ready replies for UDP without EDNS (512
+bytes, truncated the original's way when needed). A plain query for a
+lower-case name is answered by splicing the client's ID and flags onto those
+bytes.
 
 Names in the answers follow the original exactly (see shared/BEHAVIOUR.md):
 SRV, SOA and NS owners are the question as asked (a pointer to the question),

@@ -166,7 +166,9 @@ class Forwarder:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rng = random.Random()
+        # IDs and sockets of upstream queries are what an off-path spoofer
+        # has to guess: draw them from the system's CSPRNG
+        self._rng = random.SystemRandom()
 
     # -- set-up ---------------------------------------------------------
 
@@ -316,9 +318,10 @@ class Forwarder:
             if not socks:
                 p.index += 1
                 continue
-            us = socks[rng.randrange(len(socks))] if len(socks) > 1 else socks[0]
+            bits = rng.getrandbits(24)  # one draw: 8 bits of socket, 16 of ID
+            us = socks[(bits >> 16) % len(socks)]
             pending = us.pending
-            qid = rng.getrandbits(16)
+            qid = bits & 0xFFFF
             while qid in pending:
                 qid = rng.getrandbits(16)
             stats.forwarded += 1
