@@ -32,7 +32,7 @@ import socket
 import struct
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from mesosdns.dns import wire
 from mesosdns.dns.answers import (
@@ -515,7 +515,8 @@ class _TCPConnection(asyncio.Protocol):
         self.pending = 0  # forwarded queries not answered yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's TCP transports are not asyncio.Transport subclasses
+        transport = cast(asyncio.Transport, transport)
         server = self.server
         if len(server._conns) >= server.settings.max_tcp_connections:
             transport.abort()
