@@ -95,8 +95,10 @@ def compile_table(
 class LoopThread:
     """An asyncio event loop in a daemon thread."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(
+        self, loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    ) -> None:
+        self.loop = loop_factory()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
@@ -119,10 +121,15 @@ class ServerThread:
     """A DNSServer on 127.0.0.1 in its own loop thread."""
 
     def __init__(
-        self, settings: DNSSettings, table: AnswerTable | None = None, *, ready: bool = True
+        self,
+        settings: DNSSettings,
+        table: AnswerTable | None = None,
+        *,
+        ready: bool = True,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
     ) -> None:
         self.settings = settings
-        self.lt = LoopThread()
+        self.lt = LoopThread(loop_factory)
         self.server = DNSServer(settings, rng=random.Random(7))
         self.lt.run(self.server.start())
         self.port = self.server.port
