@@ -16,7 +16,7 @@ failure is logged and answered 503.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from aiohttp import web
 
 from mesosdns import __version__
 from mesosdns.config import Config
+from mesosdns.dns.aliases import Renamer, alias_domains
 from mesosdns.metrics import CONTENT_TYPE, Metrics
 from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
@@ -44,22 +45,40 @@ def _fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
-def hosts_body(rs: RecordSet, host: str) -> list[dict[str, str]]:
-    """``/v1/hosts/{host}``: every A and AAAA value of the name."""
+def unalias(rs: RecordSet, dom: str, aliases: Sequence[str]) -> tuple[str, Renamer | None]:
+    """The record-set name for the asked FQDN ``dom``, and the alias it was
+    asked under (None: not under an alias zone)."""
+    for alias in aliases:
+        ren = Renamer(rs.domain, alias)
+        name = ren.back(dom)
+        if name is not None:
+            return name, ren
+    return dom, None
+
+
+def hosts_body(rs: RecordSet, host: str, aliases: Sequence[str] = ()) -> list[dict[str, str]]:
+    """``/v1/hosts/{host}``: every A and AAAA value of the name (names under
+    an alias zone answer as the cluster domain's, under the alias name)."""
     dom = _fqdn(host)
-    out = [{"host": dom, "ip": ip} for ip in rs.a.get(dom, ())]
-    out += [{"host": dom, "ip": ip} for ip in rs.aaaa.get(dom, ())]
+    name, _ = unalias(rs, dom, aliases)
+    out = [{"host": dom, "ip": ip} for ip in rs.a.get(name, ())]
+    out += [{"host": dom, "ip": ip} for ip in rs.aaaa.get(name, ())]
     return out or [{"host": "", "ip": ""}]
 
 
-def services_body(rs: RecordSet, service: str) -> list[dict[str, str]]:
-    """``/v1/services/{service}``: each SRV target with its first A / AAAA."""
-    dom = _fqdn(service)
+def services_body(
+    rs: RecordSet, service: str, aliases: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """``/v1/services/{service}``: each SRV target with its first A / AAAA.
+
+    Under an alias zone, the targets are named in the alias."""
+    name, ren = unalias(rs, _fqdn(service), aliases)
     out = []
-    for target in rs.srv.get(dom, ()):
+    for target in rs.srv.get(name, ()):
+        host = target.host if ren is None else ren.rename_or_keep(target.host)
         for values in (rs.a.get(target.host, ()), rs.aaaa.get(target.host, ())):
             if values:
-                out.append({"service": service, "host": target.host, "ip": values[0],
+                out.append({"service": service, "host": host, "ip": values[0],
                             "port": str(target.port)})
     return out or [{"service": "", "host": "", "ip": "", "port": ""}]
 
@@ -112,12 +131,24 @@ class API:
     """The aiohttp application; reads the store, never writes it."""
 
     def __init__(self, config: Config, store: SnapshotStore, metrics: Metrics,
-                 count_lookup: LookupCounter | None = None) -> None:
+                 count_lookup: LookupCounter | None = None,
+                 aliases: Sequence[str] | None = None) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
         self.count_lookup = count_lookup or (lambda _in_domain, _found: None)
         self.zone = config.domain + "."
+        # alias zones (clusterID, domainAliases): answered as the domain
+        self.aliases = tuple(
+            alias_domains(config.domain, config.cluster_id, config.domain_aliases)
+            if aliases is None
+            else aliases
+        )
+        self._alias_suffixes = tuple("." + a.strip(".").lower() + "." for a in self.aliases)
+
+    def _in_domain(self, dom: str) -> bool:
+        """Is the asked FQDN in the cluster domain or an alias zone?"""
+        return dom.endswith(self.zone) or ("." + dom).endswith(self._alias_suffixes)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024)
@@ -175,10 +206,11 @@ class API:
     async def hosts(self, request: web.Request) -> web.Response:
         snap = self._snapshot()
         host = self._name(request, "host")
-        body = hosts_body(snap.records, host)
+        body = hosts_body(snap.records, host, self.aliases)
         dom = _fqdn(host)
+        name, _ = unalias(snap.records, dom, self.aliases)
         # as the original: a success is a name with A records (AAAA-only is not)
-        self.count_lookup(dom.endswith(self.zone), bool(snap.records.a.get(dom)))
+        self.count_lookup(self._in_domain(dom), bool(snap.records.a.get(name)))
         return _json(body)
 
     async def ports(self, _: web.Request) -> web.Response:
@@ -187,9 +219,10 @@ class API:
     async def services(self, request: web.Request) -> web.Response:
         snap = self._snapshot()
         service = self._name(request, "service")
-        body = services_body(snap.records, service)
-        found = bool(snap.records.srv.get(_fqdn(service)))
-        self.count_lookup(_fqdn(service).endswith(self.zone), found)
+        body = services_body(snap.records, service, self.aliases)
+        dom = _fqdn(service)
+        name, _ = unalias(snap.records, dom, self.aliases)
+        self.count_lookup(self._in_domain(dom), bool(snap.records.srv.get(name)))
         return _json(body)
 
     async def enumerate(self, _: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from aiohttp import web
 from mesosdns import __version__
 from mesosdns.api import API
 from mesosdns.config import Config, load_config
+from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.answers import AnswerTable, compile_answers
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import DNSSettings
@@ -31,9 +33,13 @@ from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.netif import listener_addresses
 from mesosdns.poller import Poller, Source
 from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
 from mesosdns.state.client import StateClient
 from mesosdns.state.masters import MasterDetector, initial_masters
+from mesosdns.state.model import State
+from mesosdns.zones.match import CompiledZones
+from mesosdns.zones.service import ZoneCompiler
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +48,29 @@ HOT_FIELDS = frozenset({
     "masters", "ip_sources", "enforce_rfc952", "refresh_seconds", "state_timeout_seconds",
     "ttl", "soa_mname", "soa_rname", "soa_refresh", "soa_retry", "soa_expire", "soa_minttl",
     "srv_record_default_weight", "state_file", "file",
+    "zones", "reverse_ptr",  # operator zones (issue 6): recompiled at the next refresh
 })
+# what a refresh compiles: the answer table and the operator zones (issue 6)
+Compiled = tuple[AnswerTable, CompiledZones | None]
+
+
+def compiler(config: Config) -> Callable[[RecordSet, int, State, GeneratorParams], Compiled]:
+    """The poller's compile step for ``config`` (raises ConfigError for bad zones)."""
+    settings = dns_settings(config)
+    zones = ZoneCompiler(config, settings)
+
+    def compile_all(rs: RecordSet, serial: int, state: State, params: GeneratorParams
+                    ) -> Compiled:
+        return compile_answers(rs, settings, serial), zones(rs, serial, state, params)
+
+    return compile_all
 
 
 def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
     """Map the configuration onto the DNS server's settings."""
     return DNSSettings(
         domain=config.domain,
+        aliases=alias_domains(config.domain, config.cluster_id, config.domain_aliases),
         ttl=config.ttl,
         soa_mname=config.soa_mname,
         soa_rname=config.soa_rname,
@@ -104,7 +126,7 @@ class App:
     http: web.AppRunner | None = None
     api: API | None = None
     http_port: int = 0
-    poller: Poller[AnswerTable] | None = None
+    poller: Poller[Compiled] | None = None
     detector: MasterDetector | None = None
     client: StateClient | None = None
     masters: list[str] = field(default_factory=list)
@@ -165,19 +187,20 @@ class App:
         source = Source(state_file=c.state_file, client=None if c.state_file else self.client,
                         timeout=float(c.state_timeout_seconds))
         params = generator_params(c, listener_addresses(c.listener))
-        settings = dns_settings(c)
         self.poller = Poller(
             source, params, self.store, self.refresh_stats,
             refresh_seconds=float(c.refresh_seconds),
-            compile=lambda rs, serial: compile_answers(rs, settings, serial),
+            compile=compiler(c),
             publish=self._publish,
             masters=lambda: self.masters,
         )
         self.poller.start()
 
-    def _publish(self, snapshot: Snapshot, table: AnswerTable) -> None:
+    def _publish(self, snapshot: Snapshot, compiled: Compiled) -> None:
+        table, zones = compiled
         if self.dns is not None:
             self.dns.set_table(table)
+            self.dns.set_zones(zones)  # operator zones (issue 6)
         self.store.publish(snapshot)
 
     # -- events --------------------------------------------------------
@@ -206,6 +229,8 @@ class App:
             log.warning("config: %s", warning)
         old = self.config
         changed = {k for k in _fields(old) if getattr(old, k) != getattr(new, k)}
+        if new.zones:  # operator zones (issue 6): their zone files may have changed
+            changed.add("zones")
         cold = sorted(changed - HOT_FIELDS)
         if cold:
             log.warning("config reload: %s need a restart to take effect; kept as they were",
@@ -215,6 +240,12 @@ class App:
             log.info("config reload: nothing to apply")
             return
         merged = _merge(old, new, hot)
+        try:
+            compile_step = compiler(merged)  # operator zones (issue 6): reads zone files
+        except ConfigError as exc:  # a zone file changed since load_config checked it
+            for problem in exc.problems:
+                log.error("config reload rejected: %s", problem)
+            return
         self.config = merged
         if self.api is not None:  # /v1/config and /v1/axfr show what is in force
             self.api.config = merged
@@ -223,9 +254,8 @@ class App:
         if not merged.state_file and self.client is None:  # stateFile removed
             self.client = state_client(merged)
         if self.poller is not None:
-            settings = dns_settings(merged)
+            self.poller.compile = compile_step
             self.poller.params = generator_params(merged, listener_addresses(merged.listener))
-            self.poller.compile = lambda rs, serial: compile_answers(rs, settings, serial)
             self.poller.refresh_seconds = float(merged.refresh_seconds)
             self.poller.source = Source(state_file=merged.state_file,
                                         client=None if merged.state_file else self.client,

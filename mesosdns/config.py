@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from mesosdns.errors import ConfigError
+from mesosdns.zones.model import load_zones  # operator zones (issue 6)
 
 __all__ = [
     "DEFAULT_ALLOW_RECURSION",
@@ -700,7 +701,17 @@ def _check_zone_resolvers(d: _Decoded) -> None:
                 split_resolver(server)
             except ValueError as exc:
                 d.problem("zone_resolvers", f"{where}: item {i}: {server!r}: {exc}")
+        for alias in _alias_zones(d, domain):
+            if zone == alias or _nested(zone, alias):
+                d.problem("zone_resolvers", f"{where}: overlaps the domain alias {alias!r}")
     _check_masking(d, [*zones, domain])
+
+
+def _alias_zones(d: _Decoded, domain: str) -> list[str]:
+    """The alias zones: ``<domain>.<clusterID>.dcos.directory`` and ``domainAliases``."""
+    cluster_id = str(_get(d, "cluster_id")).lower()
+    by_id = [f"{domain}.{cluster_id}.dcos.directory"] if cluster_id else []
+    return [*by_id, *_get(d, "domain_aliases")]
 
 
 def _check_masking(d: _Decoded, names: list[str]) -> None:
@@ -729,11 +740,34 @@ def _check_domains(d: _Decoded) -> None:
         d.problem("domain", f"invalid domain name {domain!r}")
     aliases = [a.lower() for a in _get(d, "domain_aliases")]
     d.values["domain_aliases"] = tuple(aliases)
+    # every alias zone answers the whole domain: none may overlap another
+    zones = [domain]
+    cluster_id = str(_get(d, "cluster_id")).lower()
+    if cluster_id:
+        by_id = f"{domain}.{cluster_id}.dcos.directory"
+        if "." in cluster_id or not is_valid_domain(cluster_id):
+            d.problem("cluster_id", f"{cluster_id!r} is not a valid DNS label")
+        elif not is_valid_domain(by_id):
+            d.problem("cluster_id", f"{by_id!r} is not a valid domain name")
+        else:
+            zones.append(by_id)
     for i, alias in enumerate(aliases):
         if not is_valid_domain(alias):
             d.problem("domain_aliases", f"item {i}: invalid domain name {alias!r}")
-        elif alias == domain or alias in aliases[:i]:
+        elif alias in zones:
             d.problem("domain_aliases", f"item {i}: duplicate domain {alias!r}")
+        elif ("." + alias).endswith("." + domain):
+            d.problem("domain_aliases", f"item {i}: {alias!r} lies inside the Mesos domain")
+        else:
+            over = [z for z in zones if _nested(alias, z)]
+            if over:
+                d.problem("domain_aliases", f"item {i}: {alias!r} overlaps {over[0]!r}")
+            zones.append(alias)
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether one of two different zones lies inside the other."""
+    return ("." + a).endswith("." + b) or ("." + b).endswith("." + a)
 
 
 def _check_listeners(d: _Decoded) -> None:
@@ -807,6 +841,35 @@ def _check_extensions(d: _Decoded, base_dir: str) -> None:
     if state_file:
         path = os.path.expanduser(state_file)
         d.values["state_file"] = os.path.normpath(os.path.join(base_dir, path))
+
+
+# --- operator zones (issue 6) -------------------------------------------------
+
+
+def cluster_domains(config: Config) -> list[str]:
+    """The domains the cluster answers first: the domain and its aliases."""
+    return _cluster_domains(config.domain, config.cluster_id, config.domain_aliases)
+
+
+def _cluster_domains(domain: str, cluster_id: str, aliases: tuple[str, ...]) -> list[str]:
+    by_id = [f"{domain}.{cluster_id.lower()}.dcos.directory"] if cluster_id else []
+    return [domain.lower(), *by_id, *(a.lower() for a in aliases)]
+
+
+def _check_zones(d: _Decoded, base_dir: str) -> None:
+    """Every zone valid (``zones[i].field: reason``); zone files read and checked."""
+    if "zones" in d.failed or not _get(d, "zones"):
+        return
+    domains = _cluster_domains(
+        str(_get(d, "domain")), str(_get(d, "cluster_id")), tuple(_get(d, "domain_aliases"))
+    )
+    found = load_zones(_get(d, "zones"), base_dir=base_dir, domains=domains, key=d.key("zones"))
+    d.problems.extend(found.problems)
+    for warning in found.warnings:
+        d.warn(warning)
+
+
+# --- end of operator zones -----------------------------------------------------
 
 
 def _os_reason(exc: BaseException) -> str:
@@ -896,6 +959,7 @@ def parse_config(
         check(d)
     _check_resolvers(d, resolv_conf)
     _check_extensions(d, base_dir)
+    _check_zones(d, base_dir)  # operator zones (issue 6)
     if d.problems:
         raise ConfigError(d.problems)
     return Config(**d.values, file=file), d.warnings

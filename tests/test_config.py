@@ -686,7 +686,7 @@ def test_extensions_parse_and_normalise() -> None:
     config, warnings = parse(
         {
             "clusterID": "c1",
-            "domainAliases": ["DC1.Mesos", "mesos.internal"],
+            "domainAliases": ["DC1.Example", "mesos.internal"],
             "allowRecursion": ["10.1.2.3/8", "2001:db8::1", "192.0.2.7"],
             "zones": zones,
             "stateSource": "stream",
@@ -699,7 +699,7 @@ def test_extensions_parse_and_normalise() -> None:
     )
     assert warnings == []
     assert config.cluster_id == "c1"
-    assert config.domain_aliases == ("dc1.mesos", "mesos.internal")
+    assert config.domain_aliases == ("dc1.example", "mesos.internal")
     assert config.allow_recursion == ("10.0.0.0/8", "2001:db8::1/128", "192.0.2.7/32")
     assert [str(n) for n in config.allow_recursion_networks] == list(config.allow_recursion)
     assert config.zones == tuple(zones)

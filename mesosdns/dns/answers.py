@@ -15,6 +15,14 @@ lower-cased SRV targets. Compression never maps one case onto another.
 
 Negative answers need no per-name data: the SOA and NS records are packed
 once, with the question as owner.
+
+Alias zones (`DNSSettings.aliases`, see `mesosdns.dns.aliases`): the record
+set renamed into each alias is compiled into the same entries, so the hot path
+does not change. Each alias also gets a zone view, an `AnswerTable` without
+entries of its own that holds the alias's records, names and SOA / NS
+records (owned by the alias apex, not the question, so that a forwarding
+server such as BIND finds them inside its zone): negative answers and the
+slow path use it for questions in the alias.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesosdns.dns import wire
+from mesosdns.dns.aliases import alias_record_set, alias_settings, overlaps
 from mesosdns.dns.settings import DNSSettings, fqdn, soa_rname_fqdn
 from mesosdns.records.model import RecordSet, SRVTarget
 
@@ -101,6 +110,8 @@ class AnswerTable:
     """One refresh's compiled answers. Immutable once built; swap it whole."""
 
     __slots__ = (
+        "alias_zone",
+        "aliases",
         "domain",
         "entries",
         "exotic",
@@ -134,6 +145,8 @@ class AnswerTable:
         soa_rr: bytes,
         ns_rr: bytes,
         info: TableInfo,
+        aliases: tuple[AnswerTable, ...] = (),
+        alias_zone: bool = False,
     ) -> None:
         self.rs = rs
         self.settings = settings
@@ -154,6 +167,11 @@ class AnswerTable:
         self.set_tc = settings.set_truncate_bit
         self.ttl = struct.pack(">I", settings.ttl & 0xFFFFFFFF)
         self.info = info
+        # zone views of the alias zones (their entries are in this table's)
+        self.aliases = aliases
+        # this is an alias's zone view: SOA / NS questions are answered as
+        # a forwarding server accepts them (see DNSServer._soa_ns)
+        self.alias_zone = alias_zone
         # header flags of negative answers, by `wire.flag_index`
         self.fl_nodata = wire.flag_table(True, False, self.ra, wire.RCODE_NOERROR)
         self.fl_nxdomain = wire.flag_table(True, False, self.ra, wire.RCODE_NXDOMAIN)
@@ -265,8 +283,9 @@ def assemble(
     )
 
 
-def soa_record(settings: DNSSettings, serial: int) -> bytes:
-    """The SOA record, owner = the question (pointer), rdata uncompressed."""
+def soa_record(settings: DNSSettings, serial: int, owner: bytes = b"\xc0\x0c") -> bytes:
+    """The SOA record, owner = the question (pointer) unless given, rdata
+    uncompressed."""
     mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
     rname = wire.text_to_wire(soa_rname_fqdn(settings.soa_rname)) or b"\x00"
     ttl = settings.ttl & 0xFFFFFFFF
@@ -282,14 +301,15 @@ def soa_record(settings: DNSSettings, serial: int) -> bytes:
             ttl,
         )
     )
-    return struct.pack(">HHHIH", 0xC00C, wire.TYPE_SOA, wire.CLASS_IN, ttl, len(rdata)) + rdata
+    return owner + struct.pack(">HHIH", wire.TYPE_SOA, wire.CLASS_IN, ttl, len(rdata)) + rdata
 
 
-def ns_record(settings: DNSSettings) -> bytes:
-    """The NS record (target SOAMname), owner = the question (pointer)."""
+def ns_record(settings: DNSSettings, owner: bytes = b"\xc0\x0c") -> bytes:
+    """The NS record (target SOAMname), owner = the question (pointer) unless
+    given."""
     mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
     ttl = settings.ttl & 0xFFFFFFFF
-    return struct.pack(">HHHIH", 0xC00C, wire.TYPE_NS, wire.CLASS_IN, ttl, len(mname)) + mname
+    return owner + struct.pack(">HHIH", wire.TYPE_NS, wire.CLASS_IN, ttl, len(mname)) + mname
 
 
 _V4_CACHE: dict[str, bytes | None] = {}
@@ -537,16 +557,103 @@ def compile_answers(
     names under a zone that ``zone_resolvers`` forwards are left out; values
     that are not addresses are skipped and the name is answered by the slow
     path, which counts the failure as the original does.
+
+    Each alias of ``settings.aliases`` gets the records renamed into it, in
+    the same entries, and a zone view (`AnswerTable.aliases`). An alias that
+    equals, contains or lies inside the domain or an earlier alias is
+    ignored (the configuration refuses those).
     """
     rng = rng or random.Random()
-    comp = _Compiler(rs, settings, rng)
     domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
-    forwarded_zones = _zones_inside(settings, domain)
     hot: dict[bytes, Entry] = {}  # becomes the table's ``entries``
-    names: set[bytes] = set()
-    slow: set[bytes] = set()
-    exotic = False
-    skipped = 0
+    main = _compile_zone(rs, settings, domain, hot, rng)
+    views: list[AnswerTable] = []
+    zones = [settings.domain]
+    for alias in settings.aliases:
+        apex = wire.text_to_wire(fqdn(alias.lower()))
+        if apex is None or any(overlaps(alias, z) for z in zones):
+            continue
+        zones.append(alias)
+        zsettings = alias_settings(settings, alias)
+        zrs = alias_record_set(rs, settings.domain, alias)
+        got = _compile_zone(zrs, settings, apex, hot, rng)
+        # the apex exists (SOA, NS): NODATA, never NXDOMAIN, which a caching
+        # server would apply to the apex's SOA and NS too
+        got.names.add(apex)
+        views.append(
+            AnswerTable(
+                rs=zrs,
+                settings=zsettings,
+                serial=serial,
+                domain=apex,
+                entries={},
+                names=frozenset(got.names),
+                slow_names=frozenset(got.slow),
+                exotic=got.exotic,
+                soa_rr=soa_record(zsettings, serial, apex),
+                ns_rr=ns_record(zsettings, apex),
+                info=got.info(),
+                alias_zone=True,
+            )
+        )
+    info = main.info()
+    if views:
+        info = TableInfo(
+            entries=len(hot),
+            names=sum(v.info.names for v in views) + info.names,
+            skipped_names=sum(v.info.skipped_names for v in views) + info.skipped_names,
+            slow_names=sum(v.info.slow_names for v in views) + info.slow_names,
+        )
+    return AnswerTable(
+        rs=rs,
+        settings=settings,
+        serial=serial,
+        domain=domain,
+        entries=hot,
+        names=frozenset(main.names),
+        slow_names=frozenset(main.slow),
+        exotic=main.exotic,
+        soa_rr=soa_record(settings, serial),
+        ns_rr=ns_record(settings),
+        info=info,
+        aliases=tuple(views),
+    )
+
+
+class _ZoneResult:
+    """What compiling one zone's names found (its entries go to the shared dict)."""
+
+    __slots__ = ("entries", "exotic", "names", "skipped", "slow")
+
+    def __init__(self) -> None:
+        self.names: set[bytes] = set()
+        self.slow: set[bytes] = set()
+        self.exotic = False
+        self.skipped = 0
+        self.entries = 0
+
+    def info(self) -> TableInfo:
+        return TableInfo(
+            entries=self.entries,
+            names=len(self.names),
+            skipped_names=self.skipped,
+            slow_names=len(self.slow),
+        )
+
+
+def _compile_zone(
+    rs: RecordSet,
+    settings: DNSSettings,
+    zone: bytes,
+    hot: dict[bytes, Entry],
+    rng: random.Random,
+) -> _ZoneResult:
+    """Compile the names of ``rs`` inside wire ``zone`` into ``hot``."""
+    comp = _Compiler(rs, settings, rng)
+    forwarded_zones = _zones_inside(settings, zone)
+    out = _ZoneResult()
+    names, slow = out.names, out.slow
+    before = len(hot)
     a_map, aaaa_map, srv_map = rs.a, rs.aaaa, rs.srv
     all_names: dict[str, None] = dict.fromkeys(a_map)
     all_names.update(dict.fromkeys(aaaa_map))
@@ -555,14 +662,14 @@ def compile_answers(
     for name in all_names:
         wname = plain(name)
         if wname is None:
-            skipped += 1
+            out.skipped += 1
             if "\\" in name:
-                exotic = True
+                out.exotic = True
             continue
-        if not wire.in_zone(wname, domain) or (
+        if not wire.in_zone(wname, zone) or (
             forwarded_zones and any(wire.in_zone(wname, z) for z in forwarded_zones)
         ):
-            skipped += 1
+            out.skipped += 1
             continue
         a_values = a_map.get(name)
         aaaa_values = aaaa_map.get(name)
@@ -594,22 +701,8 @@ def compile_answers(
     for wname in slow:
         for tail in _QTAIL.values():
             hot.pop(HOT_PREFIX + wname + tail, None)
-    info = TableInfo(
-        entries=len(hot), names=len(names), skipped_names=skipped, slow_names=len(slow)
-    )
-    return AnswerTable(
-        rs=rs,
-        settings=settings,
-        serial=serial,
-        domain=domain,
-        entries=hot,
-        names=frozenset(names),
-        slow_names=frozenset(slow),
-        exotic=exotic,
-        soa_rr=soa_record(settings, serial),
-        ns_rr=ns_record(settings),
-        info=info,
-    )
+    out.entries = len(hot) - before
+    return out
 
 
 def zone_wires(settings: DNSSettings) -> dict[bytes, tuple[str, ...]]:
@@ -623,7 +716,7 @@ def zone_wires(settings: DNSSettings) -> dict[bytes, tuple[str, ...]]:
 
 
 def _zones_inside(settings: DNSSettings, domain: bytes) -> list[bytes]:
-    """Forwarded zones at or below the domain: they win over the domain."""
+    """Forwarded zones at or below the domain (or an alias): they win over it."""
     if not settings.external_on:
         return []
     return [z for z in zone_wires(settings) if wire.in_zone(z, domain)]

@@ -45,6 +45,8 @@ from mesosdns.dns.answers import (
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, servfail
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.zones.match import CompiledZones  # operator zones (issue 6)
+from mesosdns.zones.router import ZoneRouter, ZoneStats  # operator zones (issue 6)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,10 @@ _COUNTS_EMPTY = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _COUNTS_AUTH = b"\x00\x01\x00\x00\x00\x01\x00\x00"
 _COUNTS_AUTH_OPT = b"\x00\x01\x00\x00\x00\x01\x00\x01"
+_COUNTS_ANS = b"\x00\x01\x00\x01\x00\x00\x00\x00"
+_COUNTS_ANS_OPT = b"\x00\x01\x00\x01\x00\x00\x00\x01"
+_COUNTS_ANS2 = b"\x00\x01\x00\x02\x00\x00\x00\x00"
+_COUNTS_ANS2_OPT = b"\x00\x01\x00\x02\x00\x00\x00\x01"
 
 
 class DNSStats:
@@ -166,13 +172,20 @@ class DNSServer:
         self._rng = rng or random.Random()
         self._forwarder = forwarder or Forwarder(settings, self.stats.forward)
         self._forwarder.stats = self.stats.forward
+        # operator zones (issue 6): consulted before forwarding, see set_zones
+        self._opzones = ZoneRouter(settings, self._forwarder, self.stats.forward, self._udp_send)
         self._table: AnswerTable | None = None
         self._hot: dict[bytes, tuple[Any, ...]] = _EMPTY_HOT
         self._ctr = self._rng.randrange(1 << 16)
         self._domain = wire.text_to_wire(settings.domain.strip(".").lower() + ".") or b"\x00"
-        # forwarded zones at or below the domain take precedence over it
+        # forwarded zones at or below the domain (or an alias) take precedence
+        apexes = [self._domain]
+        for alias in settings.aliases:
+            apex = wire.text_to_wire(alias.strip(".").lower() + ".")
+            if apex is not None:
+                apexes.append(apex)
         self._inner_zones = (
-            [z for z in zone_wires(settings) if wire.in_zone(z, self._domain)]
+            [z for z in zone_wires(settings) if any(wire.in_zone(z, a) for a in apexes)]
             if settings.external_on
             else []
         )
@@ -229,6 +242,7 @@ class DNSServer:
         self.udp_port = self.tcp_port = port
         self._loop.add_reader(udp.fileno(), self._on_udp)
         await self._forwarder.start([(host, port)])
+        self._opzones.start([(host, port)])  # operator zones (issue 6)
         log.info("DNS listening on %s port %d (UDP and TCP)", host, port)
 
     @staticmethod
@@ -254,6 +268,7 @@ class DNSServer:
                 await asyncio.wait_for(self._tcp.wait_closed(), 2.0)
             self._tcp = None
         self._forwarder.close()
+        self._opzones.close()  # operator zones (issue 6)
 
     # -- UDP ------------------------------------------------------------
 
@@ -350,12 +365,19 @@ class DNSServer:
         qtype = (rest[p] << 8) | rest[p + 1]
         if lname != name and _PLAIN_COUNTS + lname + rest[p:] in table.entries:
             return None  # a question in another case: the general path renders it
-        if (
-            qtype == wire.TYPE_DS
-            or not boundary
-            or not lname.endswith(self._domain)
-            or (self._inner_zones and not self._in_domain(lname))
-        ):
+        if qtype == wire.TYPE_DS:
+            zone = None
+        elif boundary and lname.endswith(self._domain) and not self._inner_zones:
+            zone = table
+        elif table.aliases or self._inner_zones:
+            zone = self._zone(table, lname)
+        else:
+            zone = None
+        if zone is None:
+            if self._opzones.active and (qtype != wire.TYPE_DS or self._zone(table, lname) is None):
+                # operator zones (issue 6)
+                self._opzones.udp(data, rest, lname, qtype, addr, wire.MIN_UDP_PAYLOAD, b"")
+                return b""
             self._forwarder.forward_udp(
                 data,
                 rest,
@@ -365,9 +387,9 @@ class DNSServer:
                 self._forwarder.route(lname, qtype),
             )
             return b""
-        if b"*" in lname or table.exotic or lname in table.slow_names:
+        if b"*" in lname or zone.exotic or lname in zone.slow_names:
             return None
-        return self._negative(table, data, rest, lname, qtype, b"")
+        return self._negative(zone, data, rest, lname, qtype, b"")
 
     def _negative(
         self,
@@ -380,7 +402,8 @@ class DNSServer:
     ) -> bytes | None:
         """Reply for an in-domain question with no table entry (None: slow path).
 
-        ``data`` starts with the query's ID and flags.
+        ``table`` is the zone's: the cluster domain's table or an alias's zone
+        view. ``data`` starts with the query's ID and flags.
         """
         stats = self.stats
         stats.mesos_requests += 1
@@ -394,6 +417,8 @@ class DNSServer:
             stats.mesos_requests -= 1
             return None
         stats.mesos_success += 1
+        if table.alias_zone and qtype != wire.TYPE_SRV:
+            return self._soa_ns(table, data, question, lname, qtype, opt)
         if qtype == wire.TYPE_SRV:
             counts = _COUNTS_OPT if opt else _COUNTS_EMPTY
             return data[0:2] + table.fl_nodata[fi] + counts + question + opt
@@ -401,10 +426,56 @@ class DNSServer:
         auth = table.soa_rr if qtype == wire.TYPE_SOA else table.ns_rr
         return data[0:2] + table.fl_nodata[fi] + counts + question + auth + opt
 
-    def _in_domain(self, lname: bytes) -> bool:
-        if not wire.in_zone(lname, self._domain):
+    @staticmethod
+    def _apex(zone: AnswerTable, lname: bytes) -> bool:
+        """Is ``lname`` (``.*`` removed, as before any look-up) the zone's apex?"""
+        if b"*" in lname:
+            lname = wire.text_to_wire(wire.clean_wild(wire.wire_to_text(lname))) or b""
+        return lname == zone.domain
+
+    def _bare_apex(self, zone: AnswerTable, lname: bytes) -> bool:
+        """The apex of an alias zone, with no A, AAAA or SRV record of its own."""
+        if not self._apex(zone, lname):
             return False
-        return not (self._inner_zones and any(wire.in_zone(lname, z) for z in self._inner_zones))
+        name = wire.wire_to_text(zone.domain)
+        rs = zone.rs
+        return not (rs.a.get(name) or rs.aaaa.get(name) or rs.srv.get(name))
+
+    def _soa_ns(
+        self, zone: AnswerTable, data: bytes, question: bytes, lname: bytes, qtype: int, opt: bytes
+    ) -> bytes:
+        """A SOA, NS (or, at a bare apex, ANY) question in an alias zone
+        (counted by the caller).
+
+        Not the original's shape (the record in authority, owned by the
+        question, for any name): a forwarding BIND rejects an NS record in
+        authority as a "non-improving referral" (FORMERR, then SERVFAIL to
+        its client). So, as an authoritative server does: at the alias
+        apex the records are the answer; below it, NODATA with the SOA.
+        """
+        fi = (data[2] & 0x79) | ((data[3] & 0x10) << 3)
+        if not self._apex(zone, lname):
+            counts = _COUNTS_AUTH_OPT if opt else _COUNTS_AUTH
+            return data[0:2] + zone.fl_nodata[fi] + counts + question + zone.soa_rr + opt
+        if qtype == wire.TYPE_ANY:
+            counts = _COUNTS_ANS2_OPT if opt else _COUNTS_ANS2
+            rrs = zone.soa_rr + zone.ns_rr
+        else:
+            counts = _COUNTS_ANS_OPT if opt else _COUNTS_ANS
+            rrs = zone.soa_rr if qtype == wire.TYPE_SOA else zone.ns_rr
+        return data[0:2] + zone.fl_nodata[fi] + counts + question + rrs + opt
+
+    def _zone(self, table: AnswerTable, lname: bytes) -> AnswerTable | None:
+        """The zone answering ``lname``: ``table`` (the cluster domain), an
+        alias's zone view, or None (not ours: forward it)."""
+        if self._inner_zones and any(wire.in_zone(lname, z) for z in self._inner_zones):
+            return None
+        if wire.in_zone(lname, self._domain):
+            return table
+        for view in table.aliases:
+            if wire.in_zone(lname, view.domain):
+                return view
+        return None
 
     # -- the general path (UDP and TCP) ---------------------------------
 
@@ -436,7 +507,13 @@ class DNSServer:
         if table is None:
             return servfail(data, query.question)
         lname = query.qname.lower()
-        if query.qtype == wire.TYPE_DS or not self._in_domain(lname):
+        zone = None if query.qtype == wire.TYPE_DS else self._zone(table, lname)
+        if zone is None:
+            if self._opzones.active and (
+                query.qtype != wire.TYPE_DS or self._zone(table, lname) is None
+            ):
+                self._zones_query(data, query, lname, addr, conn)  # operator zones (issue 6)
+                return None
             ups = self._forwarder.route(lname, query.qtype)
             if conn is None:
                 limit = (
@@ -449,9 +526,13 @@ class DNSServer:
                 conn.pending += 1
                 self._forwarder.forward_tcp(data, query.question, conn.send_forwarded, ups)
             return None
-        return self._answer(table, query, lname, conn is None)
+        return self._answer(table, zone, query, lname, conn is None)
 
-    def _answer(self, table: AnswerTable, query: wire.Query, lname: bytes, udp: bool) -> bytes:
+    def _answer(
+        self, table: AnswerTable, zone: AnswerTable, query: wire.Query, lname: bytes, udp: bool
+    ) -> bytes:
+        """The reply to an in-domain query; ``zone`` is the question's zone
+        (``table`` or an alias's zone view), ``table`` holds every entry."""
         stats = self.stats
         edns = query.edns_size >= 0
         if edns and query.edns_version != 0:
@@ -468,9 +549,18 @@ class DNSServer:
             return table.render(
                 e, self._ctr, query.ident, query.b2, query.b3, query.question, limit, opt
             )
-        if b"*" not in lname and lname not in table.slow_names and not table.exotic:
+        if zone.alias_zone and (
+            qtype == wire.TYPE_SOA
+            or qtype == wire.TYPE_NS
+            or (qtype == wire.TYPE_ANY and self._bare_apex(zone, lname))
+        ):
+            stats.mesos_requests += 1
+            stats.mesos_success += 1
+            ident = query.ident + bytes((query.b2, query.b3))
+            return self._soa_ns(zone, ident, query.question, lname, qtype, opt)
+        if b"*" not in lname and lname not in zone.slow_names and not zone.exotic:
             reply = self._negative(
-                table,
+                zone,
                 query.ident + bytes((query.b2, query.b3)),
                 query.question,
                 lname,
@@ -479,7 +569,7 @@ class DNSServer:
             )
             if reply is not None:
                 return reply
-        reply, outcome = resolve(table, query, limit, opt, self._rng)
+        reply, outcome = resolve(zone, query, limit, opt, self._rng)
         stats.mesos_requests += 1
         if outcome & OUTCOME_NXDOMAIN:
             stats.mesos_nxdomain += 1
@@ -488,6 +578,43 @@ class DNSServer:
         if outcome & OUTCOME_FAILED:
             stats.mesos_failed += 1
         return reply
+
+    # -- operator zones (issue 6) ---------------------------------------
+
+    def set_zones(self, zones: CompiledZones | None) -> None:
+        """Publish a refresh's operator zones (one reference swap, on the loop).
+
+        Call it with the table of the same refresh; None turns zones off.
+        """
+        self._opzones.set_zones(zones)
+
+    @property
+    def zones(self) -> CompiledZones | None:
+        return self._opzones.zones
+
+    @property
+    def zone_stats(self) -> ZoneStats:
+        return self._opzones.stats
+
+    def _zones_query(
+        self, data: bytes, query: wire.Query, lname: bytes, addr: Any, conn: _TCPConnection | None
+    ) -> None:
+        """A parsed question outside the domain, to the operator zones."""
+        edns = query.edns_size >= 0
+        opt = wire.opt_rr(query.edns_do) if edns else b""
+        if conn is None:
+            limit = (
+                min(max(query.edns_size, wire.MIN_UDP_PAYLOAD), wire.MAX_MESSAGE)
+                if edns
+                else wire.MIN_UDP_PAYLOAD
+            )
+            self._opzones.udp(data, query.question, lname, query.qtype, addr, limit, opt)
+            return
+        conn.pending += 1
+        peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
+        self._opzones.tcp(
+            data, query.question, lname, query.qtype, peer, opt, conn.send_forwarded
+        )
 
     # -- TCP ------------------------------------------------------------
 

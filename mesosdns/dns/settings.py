@@ -4,6 +4,10 @@ The application maps the original's ``config.json`` onto this; the DNS package
 depends on nothing else. Field names follow the original's config keys:
 
 - ``domain``: the cluster domain (``mesos``), without trailing dot;
+- ``aliases``: alias zones (lower case, no trailing dot) that answer every
+  record of the cluster domain under their own name (``clusterID`` and
+  ``domainAliases``; see `mesosdns.dns.aliases`); none may equal or contain
+  the domain, nor lie inside it or each other;
 - ``ttl``: TTL of every record, SOA included, and the SOA MINIMUM field;
 - ``soa_*``: SOA fields (``SOAMname``, ``SOARname``, ``SOARefresh``, ...);
   an ``@`` in ``soa_rname`` becomes ``.``, as the original does;
@@ -35,6 +39,7 @@ def _empty_zones() -> Mapping[str, tuple[str, ...]]:
 @dataclass(frozen=True, slots=True)
 class DNSSettings:
     domain: str = "mesos"
+    aliases: tuple[str, ...] = ()
     ttl: int = 60
     soa_mname: str = "ns1.mesos."
     soa_rname: str = "root.ns1.mesos."
