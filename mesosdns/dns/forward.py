@@ -79,7 +79,7 @@ class Upstream:
 
 
 class _Pending:
-    __slots__ = ("cid", "client", "data", "index", "limit", "question", "send", "ups")
+    __slots__ = ("cid", "client", "data", "index", "limit", "question", "raw", "send", "ups")
 
     def __init__(
         self,
@@ -99,6 +99,7 @@ class _Pending:
         self.limit = limit
         self.ups = ups
         self.index = 0
+        self.raw = False  # `Forwarder.ask_udp`: b"" instead of SERVFAIL on failure
 
 
 class _UpSocket:
@@ -193,6 +194,32 @@ class Forwarder:
             for up in ups:
                 if up not in self._socks:
                     self._open(up)
+
+    def start_now(self, own: Iterable[tuple[str, int]] = ()) -> None:
+        """`start` for resolvers that are IP literals, synchronously (on the loop).
+
+        For the forwarders of operator zones, opened when a zone set is
+        published. ``zone_resolvers`` are not used; names are skipped.
+        """
+        self._loop = asyncio.get_running_loop()
+        own_list = list(own)
+        out: list[Upstream] = []
+        for text in self.settings.resolvers:
+            try:
+                host, port = parse_resolver(text)
+                up = Upstream(str(ipaddress.ip_address(host)), port)
+            except ValueError as exc:
+                log.warning("%s; resolver ignored", exc)
+                continue
+            if _is_self(up, own_list):
+                log.warning("resolver %s is this server itself; ignored", up)
+                continue
+            if up not in out:
+                out.append(up)
+        self._default = tuple(out)
+        for up in self._default:
+            if up not in self._socks:
+                self._open(up)
 
     def _open(self, up: Upstream) -> None:
         assert self._loop is not None
@@ -309,6 +336,51 @@ class Forwarder:
         p = _Pending(data, data[0:2], question.lower(), client, send, limit, ups)
         self._attempt(p)
 
+    # -- asking without answering (operator zones) ----------------------
+
+    def ask_udp(
+        self,
+        data: bytes,
+        question: bytes,
+        client: object,
+        send: SendFn,
+        limit: int,
+        ups: tuple[Upstream, ...],
+    ) -> None:
+        """As `forward_udp`, but ``send(b"", client)`` when no upstream replied.
+
+        For the forwarders of operator zones, whose caller decides what a
+        failure means (the next zone, or SERVFAIL). Not counted in
+        ``requests`` (the caller counts the question once).
+        """
+        if not ups or self.inflight >= self.max_inflight:
+            if ups:
+                self.stats.failed += 1
+            send(b"", client)
+            return
+        self.inflight += 1
+        p = _Pending(data, data[0:2], question.lower(), client, send, limit, ups)
+        p.raw = True
+        self._attempt(p)
+
+    def ask_tcp(
+        self,
+        data: bytes,
+        question: bytes,
+        reply: Callable[[bytes], None],
+        ups: tuple[Upstream, ...],
+    ) -> None:
+        """As `forward_tcp`, but ``reply(b"")`` when no upstream replied."""
+        if not ups or self.inflight >= self.max_inflight:
+            if ups:
+                self.stats.failed += 1
+            reply(b"")
+            return
+        self.inflight += 1
+        task = asyncio.ensure_future(self._tcp(data, question, reply, ups, raw=True))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _attempt(self, p: _Pending) -> None:
         stats = self.stats
         data = p.data
@@ -362,7 +434,11 @@ class Forwarder:
     def _finish_failed(self, p: _Pending) -> None:
         self.inflight -= 1
         query = p.data
-        reply = servfail(query, query[wire.HEADER_LEN : wire.HEADER_LEN + len(p.question)])
+        reply = (
+            b""
+            if p.raw
+            else servfail(query, query[wire.HEADER_LEN : wire.HEADER_LEN + len(p.question)])
+        )
         try:
             p.send(reply, p.client)
         except Exception:  # a client that went away must not stop the loop
@@ -437,6 +513,7 @@ class Forwarder:
         question: bytes,
         reply: Callable[[bytes], None],
         ups: tuple[Upstream, ...],
+        raw: bool = False,
     ) -> None:
         stats = self.stats
         lower_q = question.lower()
@@ -456,7 +533,7 @@ class Forwarder:
                     stats.nxdomain += 1
                 reply(got)
                 return
-            reply(servfail(data, question))
+            reply(b"" if raw else servfail(data, question))
         finally:
             self.inflight -= 1
 
