@@ -53,8 +53,8 @@ async def resolve_hosts(hosts: Sequence[str], timeout: float = RESOLVE_TIMEOUT
 
     async def one(host: str) -> tuple[str, tuple[str, ...]]:
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout)
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError, UnicodeError):
             return host, ()
         return host, tuple(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -64,7 +64,12 @@ async def resolve_hosts(hosts: Sequence[str], timeout: float = RESOLVE_TIMEOUT
 
 
 class Poller(Generic[T]):
-    """Owns the refresh loop. ``compile`` runs in a thread; ``publish`` on the loop."""
+    """Owns the refresh loop. ``compile`` runs in a thread; ``publish`` on the loop.
+
+    ``compile(records, serial, state, params)``: the state and the generator
+    parameters of the refresh are passed too (the operator zones' templates
+    and the cluster PTR records need them).
+    """
 
     def __init__(
         self,
@@ -74,7 +79,7 @@ class Poller(Generic[T]):
         stats: RefreshStats,
         *,
         refresh_seconds: float,
-        compile: Callable[[RecordSet, int], T],
+        compile: Callable[[RecordSet, int, State, GeneratorParams], T],
         publish: Callable[[Snapshot, T], None],
         masters: Callable[[], Sequence[str]] = lambda: ("",),
     ) -> None:
@@ -89,6 +94,7 @@ class Poller(Generic[T]):
         self._wake = asyncio.Event()
         self._logged: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     def trigger(self) -> None:
         """Refresh now (the masters changed, or the config was reloaded)."""
@@ -98,17 +104,28 @@ class Poller(Generic[T]):
         self._task = asyncio.create_task(self.run(), name="mesosdns-poller")
 
     async def stop(self) -> None:
+        # The flag (and the wake-up) end the loop even if the cancellation is
+        # lost on the way (Python 3.11's wait_for, used by libraries, can
+        # swallow one that races with its result).
+        self._closing.set()
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def run(self) -> None:
-        while True:
+        while not self._closing.is_set():
             await self.refresh()
+            if self._closing.is_set():
+                return
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a
+            # cancellation that arrives just as the event is set (a trigger()
+            # right before shutdown), and stop() then waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh_seconds)
+                async with asyncio.timeout(self.refresh_seconds):
+                    await self._wake.wait()
 
     async def refresh(self) -> bool:
         """One refresh; True when new records were published."""
@@ -147,7 +164,7 @@ class Poller(Generic[T]):
 
     def _build(self, state: State, params: GeneratorParams, serial: int) -> tuple[RecordSet, T]:
         records = generate(state, params)
-        return records, self.compile(records, serial)
+        return records, self.compile(records, serial, state, params)
 
     async def _fetch(self, masters: Sequence[str]) -> tuple[bytes, str]:
         if self.source.state_file:
