@@ -142,7 +142,7 @@ class App:
         self.dns = DNSServer(settings)
         if c.dns_on:
             await self.dns.start()  # logs where it listens
-        metrics = Metrics(self.dns.stats, self.refresh_stats, self.store)
+        metrics = Metrics(_AllCounters(self.dns), self.refresh_stats, self.store)
         if c.http_on:
             await self._start_http(metrics)
         if c.zk:
@@ -282,6 +282,16 @@ class App:
             await self.dns.stop()
         if self.client is not None:
             await self.client.close()
+
+
+class _AllCounters:
+    """The DNS server's counters and its operator zones' counters, for /metrics."""
+
+    def __init__(self, dns: DNSServer) -> None:
+        self.dns = dns
+
+    def as_dict(self) -> dict[str, int]:
+        return {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
 
 
 def _fields(config: Config) -> list[str]:
