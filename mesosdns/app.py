@@ -23,7 +23,7 @@ from aiohttp import web
 
 from mesosdns import __version__
 from mesosdns.api import API
-from mesosdns.config import Config, load_config
+from mesosdns.config import Config, config_key, load_config
 from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.answers import AnswerTable, compile_answers
 from mesosdns.dns.protocol import DNSServer
@@ -38,6 +38,7 @@ from mesosdns.snapshot import Snapshot, SnapshotStore
 from mesosdns.state.client import StateClient
 from mesosdns.state.masters import MasterDetector, initial_masters
 from mesosdns.state.model import State
+from mesosdns.stream_poller import StreamCompilers, StreamPoller  # stream mode (issue 8)
 from mesosdns.zones.match import CompiledZones
 from mesosdns.zones.service import ZoneCompiler
 
@@ -66,6 +67,14 @@ def compiler(config: Config) -> Callable[[RecordSet, int, State, GeneratorParams
     return compile_all
 
 
+def stream_compilers(config: Config) -> StreamCompilers:
+    """What stream mode (issue 8) compiles with: the DNS settings and the
+    operator zones' step (None when no zone is configured)."""
+    settings = dns_settings(config)
+    zones = ZoneCompiler(config, settings)
+    return StreamCompilers(settings, zones if zones.enabled else None)
+
+
 def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
     """Map the configuration onto the DNS server's settings."""
     return DNSSettings(
@@ -90,6 +99,7 @@ def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
         tcp_idle_timeout=config.tcp_idle_timeout,
         max_inflight_forwards=config.max_inflight_forwards,
         log_queries=config.log_queries,
+        allow_recursion=config.allow_recursion,  # allowRecursion (issue 7)
     )
 
 
@@ -187,6 +197,22 @@ class App:
         source = Source(state_file=c.state_file, client=None if c.state_file else self.client,
                         timeout=float(c.state_timeout_seconds))
         params = generator_params(c, listener_addresses(c.listener))
+        # -- stream mode (issue 8): follow the operator API event stream ------
+        if c.state_source == "stream":
+            if c.state_file:
+                log.warning("stateSource stream needs Mesos masters; polling stateFile")
+            else:
+                self.poller = StreamPoller(
+                    source, params, self.store, self.refresh_stats,
+                    refresh_seconds=float(c.refresh_seconds),
+                    compile=compiler(c),
+                    publish=self._publish,
+                    masters=lambda: self.masters,
+                    compilers=lambda: stream_compilers(self.config),
+                )
+                self.poller.start()
+                return
+        # -- end of stream mode (issue 8) ---------------------------------------
         self.poller = Poller(
             source, params, self.store, self.refresh_stats,
             refresh_seconds=float(c.refresh_seconds),
@@ -234,7 +260,7 @@ class App:
         cold = sorted(changed - HOT_FIELDS)
         if cold:
             log.warning("config reload: %s need a restart to take effect; kept as they were",
-                        ", ".join(cold))
+                        ", ".join(config_key(k) for k in cold))
         hot = changed & HOT_FIELDS
         if not hot:
             log.info("config reload: nothing to apply")
@@ -261,7 +287,7 @@ class App:
                                         client=None if merged.state_file else self.client,
                                         timeout=float(merged.state_timeout_seconds))
             self.poller.trigger()
-        log.info("config reload applied: %s", ", ".join(sorted(hot)))
+        log.info("config reload applied: %s", ", ".join(config_key(k) for k in sorted(hot)))
 
     # -- lifecycle -----------------------------------------------------
 

@@ -160,6 +160,10 @@ def _serve(options: Options) -> int:
     _report(warnings, "config: warning: ")
     if options.log_queries:
         config = dataclasses.replace(config, log_queries=True)
+    if config.log_queries:
+        # the per-query lines are debug records of the DNS server's logger:
+        # show them whatever -v says
+        logging.getLogger("mesosdns.dns.protocol").setLevel(logging.DEBUG)
     try:
         from mesosdns.app import run  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:

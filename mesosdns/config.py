@@ -541,6 +541,11 @@ _BY_FOLD: Final = {_fold(k.go): k for k in _KEYS}
 _DOC_NAME: Final = {k.attr: k.doc for k in _KEYS} | {"mesos_credentials": "mesosCredentials"}
 
 
+def config_key(attr: str) -> str:
+    """The config.json key of a Config field (``http_port`` -> ``httpport``)."""
+    return _DOC_NAME.get(attr, attr)
+
+
 class _Decoded:
     """What the decoder found: values by attribute, the keys as written, problems."""
 

@@ -21,9 +21,20 @@ class ConfigError(MesosDNSError):
 class StateError(MesosDNSError):
     """A Mesos state document could not be used (not JSON, not an object, no leader)."""
 
+    kind = "invalid_state"
+
 
 class FetchError(MesosDNSError):
-    """The state could not be fetched from any master."""
+    """The state could not be fetched from any master.
+
+    ``kind`` names what went wrong (``unreachable``, ``timeout``, ``http_5xx``,
+    ``invalid_json``, ``no_leader``, ...; several joined by ``+`` when the
+    masters failed differently), for metrics and once-per-kind logging.
+    """
+
+    def __init__(self, message: str, kind: str = "fetch") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class ZoneError(MesosDNSError):

@@ -142,7 +142,7 @@ class Poller(Generic[T]):
             serial = self.store.next_serial()
             records, compiled = await asyncio.to_thread(self._build, state, params, serial)
         except (FetchError, StateError) as exc:
-            self._failed(type(exc).__name__, str(exc))
+            self._failed(exc.kind, str(exc))
             return False
         except Exception as exc:  # a bug must not stop the loop or lose the records
             log.exception("refresh failed unexpectedly")
@@ -153,11 +153,12 @@ class Poller(Generic[T]):
         self.stats.successes += 1
         self.stats.last_success = time.time()
         self.stats.last_duration = duration
-        self.stats.skipped_items = state.skipped
+        previous_skipped, self.stats.skipped_items = self.stats.skipped_items, state.skipped
         if self._logged:
             log.warning("state refresh recovered")
             self._logged.clear()
-        if state.skipped:
+        if state.skipped and state.skipped != previous_skipped:
+            # logged when the number changes, not at every refresh of the same state
             log.warning("state from %s: %d malformed items skipped", origin, state.skipped)
         log.info("records refreshed from %s in %.3fs: %s", origin, duration, records.count())
         return True

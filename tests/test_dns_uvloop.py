@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import dns.message
 import dns.rcode
 import pytest
-
-from tests.dns_support import ServerThread, query, raw_tcp, settings
+from dns_support import ServerThread, query, raw_tcp, settings
 
 uvloop = pytest.importorskip("uvloop")
 

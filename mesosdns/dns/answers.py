@@ -32,6 +32,7 @@ import random
 import socket
 import struct
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,8 +140,8 @@ class AnswerTable:
         serial: int,
         domain: bytes,
         entries: dict[bytes, Entry],
-        names: frozenset[bytes],
-        slow_names: frozenset[bytes],
+        names: AbstractSet[bytes],
+        slow_names: AbstractSet[bytes],
         exotic: bool,
         soa_rr: bytes,
         ns_rr: bytes,
@@ -677,32 +678,46 @@ def _compile_zone(
         if not (a_values or aaaa_values or srv_values):
             continue
         names.add(wname)
-        failed = False
-        if a_values:
-            e, bad = comp.address_entry(wname, a_values, _KIND_A)
-            failed |= bad
-            if e is not None:
-                hot[HOT_PREFIX + e.qsec] = e
-        if aaaa_values:
-            e, bad = comp.address_entry(wname, aaaa_values, _KIND_AAAA)
-            failed |= bad
-            if e is not None:
-                hot[HOT_PREFIX + e.qsec] = e
-        if srv_values:
-            e, bad = comp.srv_entry(wname, srv_values)
-            failed |= bad
-            if e is not None:
-                if e.t512:
-                    hot[HOT_PREFIX + e.qsec] = e
-                else:
-                    failed = True
-        if failed:
+        if _compile_name(comp, wname, a_values, aaaa_values, srv_values, hot):
             slow.add(wname)
     for wname in slow:
         for tail in _QTAIL.values():
             hot.pop(HOT_PREFIX + wname + tail, None)
     out.entries = len(hot) - before
     return out
+
+
+def _compile_name(
+    comp: _Compiler,
+    wname: bytes,
+    a_values: Sequence[str] | None,
+    aaaa_values: Sequence[str] | None,
+    srv_values: Sequence[SRVTarget] | None,
+    hot: dict[bytes, Entry],
+) -> bool:
+    """Compile one name's entries into ``hot``; whether the slow path must
+    answer it (a value could not be formatted). Also used alone, by the
+    incremental compiler (`mesosdns.dns.incremental`)."""
+    failed = False
+    if a_values:
+        e, bad = comp.address_entry(wname, a_values, _KIND_A)
+        failed |= bad
+        if e is not None:
+            hot[HOT_PREFIX + e.qsec] = e
+    if aaaa_values:
+        e, bad = comp.address_entry(wname, aaaa_values, _KIND_AAAA)
+        failed |= bad
+        if e is not None:
+            hot[HOT_PREFIX + e.qsec] = e
+    if srv_values:
+        e, bad = comp.srv_entry(wname, srv_values)
+        failed |= bad
+        if e is not None:
+            if e.t512:
+                hot[HOT_PREFIX + e.qsec] = e
+            else:
+                failed = True
+    return failed
 
 
 def zone_wires(settings: DNSSettings) -> dict[bytes, tuple[str, ...]]:

@@ -402,6 +402,10 @@ class Forwarder:
             except OSError:
                 stats.failed += 1
                 p.index += 1
+                # The error may be an ICMP unreachable caused by an earlier
+                # query on this socket, which then waits for no error to wake
+                # it: everything in flight here fails over now (issue 7).
+                self._fail_socket(us)
                 continue
             pending[qid] = p
             self._remember(p, us, qid)
@@ -413,7 +417,9 @@ class Forwarder:
         deadline = self._loop.time() + self.timeout
         self._queue.append((deadline, p, us, qid))
         if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._expire)
+            # at the queue's head, not this deadline: called from _expire (the
+            # next resolver), older entries must not wait a timeout more (issue 7)
+            self._timer = self._loop.call_at(self._queue[0][0], self._expire)
 
     def _expire(self) -> None:
         assert self._loop is not None

@@ -42,10 +42,10 @@ from mesosdns.dns.answers import (
     AnswerTable,
     zone_wires,
 )
-from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, servfail
+from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.settings import DNSSettings
-from mesosdns.zones.match import CompiledZones  # operator zones (issue 6)
+from mesosdns.zones.match import Answer, CompiledZones, lookup  # operator zones (issue 6)
 from mesosdns.zones.router import ZoneRouter, ZoneStats  # operator zones (issue 6)
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class DNSStats:
         "mesos_nxdomain",
         "mesos_requests",
         "mesos_success",
+        "recursion_refused",
         "tcp_connections",
     )
 
@@ -97,6 +98,7 @@ class DNSStats:
         self.dropped = 0
         self.errors = 0
         self.tcp_connections = 0
+        self.recursion_refused = 0  # allowRecursion (issue 7)
 
     def as_dict(self) -> dict[str, int]:
         f = self.forward
@@ -113,6 +115,7 @@ class DNSStats:
             "Dropped": self.dropped,
             "Errors": self.errors,
             "TCPConnections": self.tcp_connections,
+            "RecursionRefused": self.recursion_refused,
         }
 
 
@@ -145,6 +148,69 @@ def _sockets(family: int) -> tuple[socket.socket, socket.socket]:
     with contextlib.suppress(OSError):
         udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     return udp, tcp
+
+
+# -- allowRecursion (issue 7) ------------------------------------------------
+
+
+class RecursionACL:
+    """``allowRecursion``: may a client have names outside the domain forwarded?
+
+    The networks are parsed once into (address, mask) integers; a verdict is
+    cached per source address (a cache miss costs about 1 us, a hit a dict
+    look-up). The cache is cleared when it reaches ``max_cached`` entries, so
+    a flood of spoofed sources costs CPU, never memory. IPv4-mapped IPv6
+    sources (``::ffff:a.b.c.d``, from a dual-stack socket) are checked as IPv4.
+    A source that is not an IP address (a UNIX socket, None) is a stranger.
+    """
+
+    def __init__(self, cidrs: tuple[str, ...], max_cached: int = 4096) -> None:
+        nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+        self.v4 = tuple(
+            (int(n.network_address), int(n.netmask)) for n in nets if n.version == 4
+        )
+        self.v6 = tuple(
+            (int(n.network_address), int(n.netmask)) for n in nets if n.version == 6
+        )
+        # everyone: no check at all on the forwarding path
+        self.everyone = any(n.prefixlen == 0 for n in nets if n.version == 4) and any(
+            n.prefixlen == 0 for n in nets if n.version == 6
+        )
+        self.max_cached = max(1, max_cached)
+        self.cache: dict[object, bool] = {}
+
+    def allows(self, addr: Any) -> bool:
+        """Is the client at ``addr`` (a socket address tuple) allowed?"""
+        if self.everyone:
+            return True
+        host = addr[0] if isinstance(addr, tuple) and addr else None
+        cache = self.cache
+        ok = cache.get(host)
+        if ok is None:
+            ok = self.check(host)
+            if len(cache) >= self.max_cached:
+                cache.clear()
+            cache[host] = ok
+        return ok
+
+    def check(self, host: object) -> bool:
+        """The uncached verdict for a host address in text form."""
+        if not isinstance(host, str):
+            return False
+        text = host.partition("%")[0]  # a scoped IPv6 address: fe80::1%eth0
+        try:
+            if ":" in text:
+                value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+                if value >> 32 == 0xFFFF:  # IPv4-mapped
+                    return any(value & 0xFFFFFFFF & m == n for n, m in self.v4)
+                return any(value & m == n for n, m in self.v6)
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+        except (OSError, ValueError):
+            return False
+        return any(value & m == n for n, m in self.v4)
+
+
+# -- end allowRecursion ----------------------------------------------------
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -195,6 +261,7 @@ class DNSServer:
         self._conns: set[_TCPConnection] = set()
         self._errlog = _RateLimitedLog()
         self._log_queries = settings.log_queries
+        self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion (issue 7)
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -358,7 +425,7 @@ class DNSServer:
                 return None
             p += length + 1
         p += 1
-        if p + 4 != n or rest[-2:] != _IN:
+        if p + 4 != n or rest[-2:] != _IN or p > 255:  # over 255 bytes: FORMERR (issue 7)
             return None
         name = rest[:p]
         lname = name.lower()
@@ -374,6 +441,9 @@ class DNSServer:
         else:
             zone = None
         if zone is None:
+            # allowRecursion (issue 7)
+            if not self.recursion.everyone and self._refuse_recursion(table, lname, qtype, addr):
+                return self._refused(data, rest)
             if self._opzones.active and (qtype != wire.TYPE_DS or self._zone(table, lname) is None):
                 # operator zones (issue 6)
                 self._opzones.udp(data, rest, lname, qtype, addr, wire.MIN_UDP_PAYLOAD, b"")
@@ -477,6 +547,38 @@ class DNSServer:
                 return view
         return None
 
+    # -- allowRecursion (issue 7) ---------------------------------------
+
+    def _refuse_recursion(self, table: AnswerTable, lname: bytes, qtype: int, addr: Any) -> bool:
+        """Must a question headed out of the domain be REFUSED to ``addr``?
+
+        Clients inside ``allowRecursion`` never are. For the others, a
+        question is refused whenever it would be sent to an upstream: the
+        ``resolvers``, ``zoneResolvers`` or an operator zone's forwarders.
+        Operator zones still answer them from their own data (the first
+        verdict of the look-up is an answer); a question that a zone would
+        forward, even one that could continue to a later zone, is refused.
+        """
+        if self.recursion.allows(addr):
+            return False
+        zones = self._opzones.zones
+        if (
+            self._opzones.active
+            and zones is not None
+            and (qtype != wire.TYPE_DS or self._zone(table, lname) is None)
+        ):
+            host = addr[0] if isinstance(addr, tuple) and addr else None
+            if isinstance(lookup(zones, lname, qtype, host), Answer):
+                return False
+        return True
+
+    def _refused(self, data: bytes, question: bytes) -> bytes:
+        """REFUSED for a stranger's question outside the domain (counted)."""
+        stats = self.stats
+        stats.forward.requests += 1
+        stats.recursion_refused += 1
+        return refused(data, question)
+
     # -- the general path (UDP and TCP) ---------------------------------
 
     def _respond(self, data: bytes, addr: Any, conn: _TCPConnection | None) -> bytes | None:
@@ -509,6 +611,13 @@ class DNSServer:
         lname = query.qname.lower()
         zone = None if query.qtype == wire.TYPE_DS else self._zone(table, lname)
         if zone is None:
+            # allowRecursion (issue 7)
+            # (a connection without a peer, such as a test double, is a stranger)
+            client = addr if conn is None else getattr(conn, "peer", None)
+            if not self.recursion.everyone and self._refuse_recursion(
+                table, lname, query.qtype, client
+            ):
+                return self._refused(data, query.question)
             if self._opzones.active and (
                 query.qtype != wire.TYPE_DS or self._zone(table, lname) is None
             ):
@@ -640,6 +749,7 @@ class _TCPConnection(asyncio.Protocol):
         self.last = 0.0
         self.paused = False
         self.pending = 0  # forwarded queries not answered yet
+        self.peer: Any = None  # the client's address (allowRecursion, issue 7)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transports are not asyncio.Transport subclasses
@@ -650,6 +760,7 @@ class _TCPConnection(asyncio.Protocol):
             server.stats.dropped += 1
             return
         self.transport = transport
+        self.peer = transport.get_extra_info("peername")
         server._conns.add(self)
         server.stats.tcp_connections += 1
         self._touch()
@@ -669,7 +780,12 @@ class _TCPConnection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         deadline = self.last + self.server.settings.tcp_idle_timeout
         if loop.time() >= deadline and self.pending <= 0:
-            self.close()
+            if self.transport.get_write_buffer_size():
+                # a client that does not read its replies cannot hold the
+                # connection open with them (issue 7): they are dropped
+                self.transport.abort()
+            else:
+                self.close()
         else:
             later = max(deadline, loop.time() + 1.0)
             self.idle = loop.call_at(later, self._check_idle)
@@ -677,7 +793,6 @@ class _TCPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
             return
-        self._touch()
         buf = self.buf
         buf += data
         while len(buf) >= 2:
@@ -686,6 +801,10 @@ class _TCPConnection(asyncio.Protocol):
                 break
             message = bytes(buf[2 : 2 + size])
             del buf[: 2 + size]
+            # Only a whole message counts as activity (issue 7): a client
+            # trickling the bytes of one message (slow loris) is closed when
+            # the idle timeout runs out, however often it sends a byte.
+            self._touch()
             self.server._tcp_message(message, self)
             if self._gone():
                 return

@@ -19,7 +19,10 @@ depends on nothing else. Field names follow the original's config keys:
 - ``listen_host``, ``port``: where DNS listens (UDP and TCP; port 0 picks one);
 - ``max_tcp_connections``, ``tcp_idle_timeout``, ``max_inflight_forwards``:
   resource bounds (not in the original);
-- ``log_queries``: one debug log line per query (off on the hot path).
+- ``log_queries``: one debug log line per query (off on the hot path);
+- ``allow_recursion``: CIDRs of the clients whose questions outside the
+  cluster domain may be forwarded (``allowRecursion``); others get REFUSED.
+  The default is the config's: loopback and the private ranges.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 DEFAULT_DNS_PORT = 53
+# allowRecursion's default (the same as mesosdns.config.DEFAULT_ALLOW_RECURSION):
+# loopback, RFC 1918, unique-local and link-local addresses
+DEFAULT_ALLOW_RECURSION = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+)
 
 
 def _empty_zones() -> Mapping[str, tuple[str, ...]]:
@@ -59,6 +73,7 @@ class DNSSettings:
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
     log_queries: bool = False
+    allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
 
 
 def fqdn(name: str) -> str:

@@ -29,6 +29,7 @@ from mesosdns.records.model import (
 from mesosdns.state.model import (
     DOCKER_IP_LABEL,
     MESOS_IP_LABEL,
+    Agent,
     Framework,
     State,
     Status,
@@ -199,29 +200,37 @@ class _Generation:
 
     def framework_records(self) -> None:
         for fw in self.state.frameworks:
-            host, port = fw.host_port()
-            ips = self.ips_of(host)
-            if not ips:
-                continue
-            name = domain_frag(fw.name, self.spec) + self.tail
-            for ip, kind in ips:
-                self.b.add(name, ip, kind)
-            if port:
-                self.b.add("_framework._tcp." + name, _join(name, port), "SRV")
+            self.framework_record(fw)
+
+    def framework_record(self, fw: Framework) -> None:
+        """One framework's records (also used alone, by the incremental generator)."""
+        host, port = fw.host_port()
+        ips = self.ips_of(host)
+        if not ips:
+            return
+        name = domain_frag(fw.name, self.spec) + self.tail
+        for ip, kind in ips:
+            self.b.add(name, ip, kind)
+        if port:
+            self.b.add("_framework._tcp." + name, _join(name, port), "SRV")
 
     def agent_records(self) -> None:
-        name = "slave" + self.tail
         for agent in self.state.agents:
-            pid = agent.upid()
-            ips = self.ips_of(pid.host)
-            for ip, kind in ips:
-                self.b.add(name, ip, kind)
-            if ips:
-                self.b.add("_slave._tcp" + self.tail, _join(name, pid.port), "SRV")
-                self.agent_ips[agent.id] = tuple(ip for ip, _ in ips)
-            else:
-                # as the original: the labelled host name stands in for an IP
-                self.agent_ips[agent.id] = (domain_frag(pid.host, self.spec),)
+            self.agent_record(agent)
+
+    def agent_record(self, agent: Agent) -> None:
+        """One agent's records and the addresses its tasks get (also used alone)."""
+        name = "slave" + self.tail
+        pid = agent.upid()
+        ips = self.ips_of(pid.host)
+        for ip, kind in ips:
+            self.b.add(name, ip, kind)
+        if ips:
+            self.b.add("_slave._tcp" + self.tail, _join(name, pid.port), "SRV")
+            self.agent_ips[agent.id] = tuple(ip for ip, _ in ips)
+        else:
+            # as the original: the labelled host name stands in for an IP
+            self.agent_ips[agent.id] = (domain_frag(pid.host, self.spec),)
 
     def listener_records(self) -> None:
         for address in self.params.listener_ips:

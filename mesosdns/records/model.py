@@ -11,7 +11,7 @@ unique per (name, value) as the original's set semantics demand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, NamedTuple
@@ -69,7 +69,8 @@ class RecordSet:
     a: Mapping[str, tuple[str, ...]] = field(default_factory=_empty)
     aaaa: Mapping[str, tuple[str, ...]] = field(default_factory=_empty)
     srv: Mapping[str, tuple[SRVTarget, ...]] = field(default_factory=_empty_srv)
-    frameworks: tuple[EnumFramework, ...] = ()
+    # a tuple, or in stream mode a lazily built sequence (records/incremental.py)
+    frameworks: Sequence[EnumFramework] = ()
     # how many items of the state were skipped as malformed (from the parser)
     skipped: int = 0
 

@@ -80,9 +80,17 @@ _LEADER_DECODER = msgspec.json.Decoder(_LeaderOnly)
 class _Transient(Exception):
     """One GET failed in a way worth retrying (transport, timeout, 5xx)."""
 
+    def __init__(self, message: str, kind: str = "unreachable") -> None:
+        super().__init__(message)
+        self.kind = kind
+
 
 class _Failed(Exception):
     """One master failed for good in this refresh; the message says why."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def join_host_port(host: str, port: str) -> str:
@@ -222,6 +230,7 @@ class StateClient:
             raise FetchError("no masters to fetch the state from")
         loop = asyncio.get_running_loop()
         failures: list[str] = []
+        kinds: set[str] = set()
         # An empty leader slot is skipped; a failing leader falls through to
         # the rest, and with no rest the refresh fails (as the original).
         candidates = [m for i, m in enumerate(masters) if i > 0 or m]
@@ -230,26 +239,32 @@ class StateClient:
                 failures.extend(
                     f"{m}: not tried, refresh deadline passed" for m in candidates[index:]
                 )
+                kinds.add("timeout")
                 break
             hp = split_host_port(master)
             if hp is None or not hp[0] or not hp[1]:
                 failures.append(f"{master}: not a host:port")
+                kinds.add("bad_master")
                 continue
             try:
                 return await self._fetch_master(hp[0], hp[1], deadline)
             except _Failed as exc:
                 failures.append(f"{master}: {exc}")
+                kinds.add(exc.kind)
                 log.debug("state fetch from %s failed: %s", master, exc)
         if not failures:
             raise FetchError("no masters to fetch the state from")
-        raise FetchError("could not fetch the state from any master: " + "; ".join(failures))
+        raise FetchError(
+            "could not fetch the state from any master: " + "; ".join(failures),
+            "+".join(sorted(kinds)),
+        )
 
     async def _fetch_master(self, host: str, port: str, deadline: float) -> FetchResult:
         body, leader = await self._get_document(host, port, deadline)
         try:
             lhost = leader_host(leader)
         except ValueError as exc:
-            raise _Failed(str(exc)) from None
+            raise _Failed(str(exc), "no_leader") from None
         if lhost == host:
             return FetchResult(body, join_host_port(host, port))
         # Follow the leader the document names, on the port we asked (as the
@@ -259,7 +274,7 @@ class StateClient:
         try:
             body, _ = await self._get_document(lhost, port, deadline)
         except _Failed as exc:
-            raise _Failed(f"leader {target}: {exc}") from None
+            raise _Failed(f"leader {target}: {exc}", exc.kind) from None
         return FetchResult(body, target)
 
     async def _get_document(self, host: str, port: str, deadline: float) -> tuple[bytes, str]:
@@ -293,12 +308,12 @@ class StateClient:
             return await retrying(attempt)
         except _Transient as exc:
             suffix = f" (after {tries} attempts)" if tries > 1 else ""
-            raise _Failed(f"{exc}{suffix}") from None
+            raise _Failed(f"{exc}{suffix}", exc.kind) from None
 
     async def _get_once(self, url: str, deadline: float) -> bytes:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
-            raise _Failed("refresh deadline passed")
+            raise _Failed("refresh deadline passed", "timeout")
         timeout = min(self._timeout, remaining)
         session = self._get_session()
         try:
@@ -308,15 +323,15 @@ class StateClient:
                 body = await resp.read()
                 status = resp.status
         except TimeoutError:
-            raise _Transient(f"timed out after {timeout:.3g}s") from None
+            raise _Transient(f"timed out after {timeout:.3g}s", "timeout") from None
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-            raise _Failed(f"TLS error: {exc}") from None
+            raise _Failed(f"TLS error: {exc}", "tls") from None
         except aiohttp.ClientError as exc:
             raise _Transient(_describe(exc)) from None
         if status >= 500:
-            raise _Transient(f"HTTP {status}")
+            raise _Transient(f"HTTP {status}", "http_5xx")
         if not 200 <= status < 300:
-            raise _Failed(f"HTTP {status}")
+            raise _Failed(f"HTTP {status}", "http_status")
         return body
 
 
@@ -325,11 +340,11 @@ def leader_of(body: bytes) -> str:
     try:
         leader = _LEADER_DECODER.decode(body).leader
     except msgspec.ValidationError:
-        raise _Failed("state is not a JSON object") from None
+        raise _Failed("state is not a JSON object", "invalid_json") from None
     except msgspec.DecodeError as exc:
-        raise _Failed(f"invalid JSON: {exc}") from None
+        raise _Failed(f"invalid JSON: {exc}", "invalid_json") from None
     if not isinstance(leader, str) or not leader:
-        raise _Failed("state names no leader")
+        raise _Failed("state names no leader", "no_leader")
     return leader
 
 

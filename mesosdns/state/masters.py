@@ -184,7 +184,25 @@ class MasterDetector:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        await asyncio.to_thread(self._shutdown)
+        # kazoo's stop can wait for a session close the server never answers:
+        # run it in a daemon thread and wait a bounded time, so neither the
+        # shutdown nor the interpreter's exit can hang on it
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        def shutdown() -> None:
+            try:
+                self._shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop may be gone
+                    loop.call_soon_threadsafe(done.set)
+
+        threading.Thread(target=shutdown, name="zk-shutdown", daemon=True).start()
+        try:
+            async with asyncio.timeout(self._op_timeout):
+                await done.wait()
+        except TimeoutError:
+            log.warning("ZooKeeper client did not close within %ss", self._op_timeout)
 
     def _shutdown(self) -> None:
         client, self._client = self._client, None

@@ -202,14 +202,16 @@ def parse_ports(text: str) -> tuple[int, ...]:
 
     Ranges are expanded in the order given; a range whose bounds are not whole
     numbers is skipped (as the original does), a single number is one port,
-    and bounds are clamped to 0..65535 so a hostile range cannot expand to
-    millions. Text without ``[`` has no ports.
+    and bounds are clamped to 0..65535. A port listed twice is kept once (its
+    records would collapse anyway), and expansion stops once every port is
+    listed, so a hostile resource cannot expand to millions. Text without
+    ``[`` has no ports.
     """
     start = text.find("[")
     if start < 0 or text == "[]":
         return ()
     inner = text[start + 1 :].split("]")[0]
-    ports: list[int] = []
+    ports: dict[int, None] = {}
     for part in inner.split(","):
         bounds = part.strip().split("-")
         try:
@@ -217,7 +219,9 @@ def parse_ports(text: str) -> tuple[int, ...]:
             hi = int(bounds[1]) if len(bounds) > 1 else lo
         except ValueError:
             continue
-        ports.extend(range(max(lo, 0), min(hi, 65535) + 1))
+        ports.update(dict.fromkeys(range(max(lo, 0), min(hi, 65535) + 1)))
+        if len(ports) > 65535:
+            break
     return tuple(ports)
 
 

@@ -1,0 +1,454 @@
+"""Compiled answers kept current in place, name by name (stream mode).
+
+`LiveAnswers` compiles a record set whose maps are live views (see
+`mesosdns.records.incremental`) into an `AnswerTable` exactly as
+`compile_answers` does, and afterwards recompiles only the names it is told
+changed: their entries are replaced in the table's dicts *in place*
+(``entries`` and the hot path's ``hot``), and the sets of names and slow names
+are updated. Copying the dicts per change would cost O(names), far too much
+for one task event in a large cluster; in place, a change costs O(its names).
+
+Why in place is safe: the DNS server reads the table from the event loop's
+thread only, and updates run on that thread too, between two callbacks. A
+query therefore sees every change of a batch or none. The table's record set
+(``rs``, read by the slow path) is a live view, current at the same moments.
+
+Each alias zone gets the same changes, renamed (`mesosdns.dns.aliases`); its
+zone view reads live renamed views. A SOA serial change replaces the few
+SOA records (`set_serial`): the negative answers splice ``soa_rr`` per query,
+so nothing else embeds the serial.
+
+Large SRV names (a big app's ``_app._tcp``: one target per instance and
+port) cost O(targets) to recompile and change with each of the app's tasks;
+when one already has an entry, it keeps that entry while the change is
+deferred (`pending`), and the caller recompiles the deferred names together a
+little later (`compile_pending`): scaling a 1000-instance app then costs a
+few recompiles per second instead of one per task, and only those SRV
+answers lag, by that delay.
+
+Once `pending` is compiled, the result is the table `compile_answers` would
+build for the current records (the values of a name in the order the
+incremental generator keeps them), except for two harmless things: an
+``exotic`` flag, once set, stays set (it only sends misses to the slow
+path), and ``info.skipped_names`` keeps the count of the full compile.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar, overload
+
+from mesosdns.dns import wire
+from mesosdns.dns.aliases import Renamer, alias_settings, overlaps
+from mesosdns.dns.answers import (
+    _KIND_SRV,
+    _QTAIL,
+    HOT_PREFIX,
+    AnswerTable,
+    Entry,
+    TableInfo,
+    _compile_name,
+    _compile_zone,
+    _Compiler,
+    _Glue,
+    _glue_section,
+    _orderings,
+    _tail,
+    _zones_inside,
+    ns_record,
+    soa_record,
+)
+from mesosdns.dns.settings import DNSSettings, fqdn
+from mesosdns.records.model import RecordSet, SRVTarget
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+# SRV names with more targets than this are recompiled in batches (`update`)
+DEFER_TARGETS = 64
+
+
+@dataclass(slots=True)
+class _Zone:
+    """One zone of the table: the cluster domain or an alias."""
+
+    apex: bytes
+    table: AnswerTable  # the main table, or the alias's zone view
+    settings: DNSSettings
+    rs: RecordSet
+    names: set[bytes]
+    slow: set[bytes]
+    forwarded: list[bytes]
+    renamer: Renamer | None  # None: the cluster domain itself
+
+
+class LiveAnswers:
+    """An `AnswerTable` for live records, updated in place by `update`."""
+
+    def __init__(
+        self,
+        rs: RecordSet,
+        settings: DNSSettings,
+        serial: int,
+        rng: random.Random | None = None,
+        *,
+        defer_targets: int = DEFER_TARGETS,
+    ) -> None:
+        self.settings = settings
+        self.rng = rng or random.Random()
+        self.defer_targets = defer_targets
+        self.pending: set[str] = set()  # names whose recompiling was deferred
+        domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
+        entries: dict[bytes, Entry] = {}
+        main = _compile_zone(rs, settings, domain, entries, self.rng)
+        self._zones: list[_Zone] = []
+        views: list[AnswerTable] = []
+        zones = [settings.domain]
+        for alias in settings.aliases:
+            apex = wire.text_to_wire(fqdn(alias.lower()))
+            if apex is None or any(overlaps(alias, z) for z in zones):
+                continue
+            zones.append(alias)
+            zsettings = alias_settings(settings, alias)
+            ren = Renamer(settings.domain, alias)
+            zrs = RecordSet(
+                domain=ren.alias.rstrip("."),
+                a=RenamedView(rs.a, ren, _same),
+                aaaa=RenamedView(rs.aaaa, ren, _same),
+                srv=RenamedView(rs.srv, ren, _renamed_targets(ren)),
+                skipped=rs.skipped,
+            )
+            got = _compile_zone(zrs, settings, apex, entries, self.rng)
+            got.names.add(apex)
+            view = AnswerTable(
+                rs=zrs,
+                settings=zsettings,
+                serial=serial,
+                domain=apex,
+                entries={},
+                names=got.names,
+                slow_names=got.slow,
+                exotic=got.exotic,
+                soa_rr=soa_record(zsettings, serial, apex),
+                ns_rr=ns_record(zsettings, apex),
+                info=got.info(),
+                alias_zone=True,
+            )
+            views.append(view)
+            self._zones.append(
+                _Zone(
+                    apex,
+                    view,
+                    zsettings,
+                    zrs,
+                    got.names,
+                    got.slow,
+                    _zones_inside(settings, apex),
+                    ren,
+                )
+            )
+        info = main.info()
+        self._skipped = info.skipped_names + sum(v.info.skipped_names for v in views)
+        self.table = AnswerTable(
+            rs=rs,
+            settings=settings,
+            serial=serial,
+            domain=domain,
+            entries=entries,
+            names=main.names,
+            slow_names=main.slow,
+            exotic=main.exotic,
+            soa_rr=soa_record(settings, serial),
+            ns_rr=ns_record(settings),
+            info=info,
+            aliases=tuple(views),
+        )
+        self._zones.insert(
+            0,
+            _Zone(
+                domain,
+                self.table,
+                settings,
+                rs,
+                main.names,
+                main.slow,
+                _zones_inside(settings, domain),
+                None,
+            ),
+        )
+        self._compilers = [_LiveCompiler(z.rs, settings, self.rng) for z in self._zones]
+        self._update_info()
+
+    @property
+    def serial(self) -> int:
+        return self.table.serial
+
+    def update(self, changed: Iterable[str], *, defer: bool = True) -> int:
+        """Recompile the names of the cluster domain in ``changed`` (and their
+        renamed forms in each alias), in place. Returns the number of names
+        recompiled over all zones.
+
+        With ``defer``, an SRV name with more than ``defer_targets`` targets
+        that already has an entry keeps it (stale) and joins `pending`:
+        recompiling such a name costs O(targets) (a large app's SRV names
+        change with each of its tasks), so the caller batches those
+        (`compile_pending`, a fraction of a second later).
+        """
+        names = list(changed)
+        if not names:
+            return 0
+        table = self.table
+        entries, hot = table.entries, table.hot
+        plain = wire.plain_key_wire
+        in_zone = wire.in_zone
+        srv_key = _QTAIL[wire.TYPE_SRV]
+        limit = self.defer_targets if defer else -1
+        deferred: set[str] = set()  # decided in the cluster domain, for every zone
+        done = 0
+        for zone, comp in zip(self._zones, self._compilers, strict=True):
+            rs, ren = zone.rs, zone.renamer
+            comp.new_update(name if ren is None else ren.rename(name) for name in names)
+            for name in names:
+                if name in deferred:
+                    continue
+                zname = name if ren is None else ren.rename(name)
+                if zname is None:
+                    continue
+                wname = plain(zname)
+                if wname is None:
+                    if "\\" in zname and _has(rs, zname):
+                        zone.table.exotic = True
+                    continue
+                if not in_zone(wname, zone.apex) or (
+                    zone.forwarded and any(in_zone(wname, z) for z in zone.forwarded)
+                ):
+                    continue
+                a_values = rs.a.get(zname)
+                aaaa_values = rs.aaaa.get(zname)
+                srv_values = rs.srv.get(zname)
+                if ren is None and limit >= 0:
+                    if (
+                        srv_values is not None
+                        and len(srv_values) > limit
+                        and not (a_values or aaaa_values)
+                        and HOT_PREFIX + wname + srv_key in entries
+                    ):
+                        self.pending.add(name)
+                        deferred.add(name)
+                        continue
+                    self.pending.discard(name)
+                done += 1
+                for tail in _QTAIL.values():
+                    key = HOT_PREFIX + wname + tail
+                    entries.pop(key, None)
+                    hot.pop(key, None)
+                zone.slow.discard(wname)
+                if not (a_values or aaaa_values or srv_values):
+                    if wname != zone.apex or ren is None:
+                        zone.names.discard(wname)
+                    continue
+                zone.names.add(wname)
+                fresh: dict[bytes, Entry] = {}
+                if _compile_name(comp, wname, a_values, aaaa_values, srv_values, fresh):
+                    zone.slow.add(wname)
+                    continue
+                for key, e in fresh.items():
+                    entries[key] = e
+                    hot[key] = (e.fl512, *e.t512)
+        self._update_info()
+        return done
+
+    def compile_pending(self) -> int:
+        """Recompile the names `update` deferred; how many were compiled."""
+        names, self.pending = self.pending, set()
+        return self.update(names, defer=False)
+
+    def set_serial(self, serial: int) -> None:
+        """A new SOA serial for every zone (the SOA records are rebuilt)."""
+        for zone in self._zones:
+            t = zone.table
+            t.serial = serial
+            if zone.renamer is None:
+                t.soa_rr = soa_record(zone.settings, serial)
+            else:
+                t.soa_rr = soa_record(zone.settings, serial, zone.apex)
+
+    def _update_info(self) -> None:
+        self.table.info = TableInfo(
+            entries=len(self.table.entries),
+            names=sum(len(z.names) for z in self._zones),
+            skipped_names=self._skipped,
+            slow_names=sum(len(z.slow) for z in self._zones),
+        )
+
+
+class _LiveCompiler(_Compiler):
+    """A zone's compiler, kept from one update to the next.
+
+    The SRV targets' additional records (``targets``) are remembered until a
+    target's own records change (`new_update` forgets those). Within one
+    update, the SRV names with the same targets (a task's ports give four:
+    ``_tcp`` / ``_udp``, under the framework and under ``slave``) share the
+    work: the orderings and the prepacked records are built once per set of
+    targets, the additional sections (whose pointers depend on the
+    question's length) and the ready tails once per length. `srv_entry`
+    produces what `_Compiler.srv_entry` does.
+    """
+
+    def __init__(self, rs: RecordSet, settings: DNSSettings, rng: random.Random) -> None:
+        super().__init__(rs, settings, rng)
+        # per update: targets -> (orderings of the records, of their glue) or None
+        self.shapes: dict[tuple[SRVTarget, ...], _Shape] = {}
+        # per update: (targets, question length) -> entry
+        self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
+
+    def new_update(self, changed: Iterable[str | None]) -> None:
+        self.shapes.clear()
+        self.memo.clear()
+        if len(self.targets) > 200_000:
+            self.targets.clear()
+        else:
+            for name in changed:
+                if name is not None:
+                    self.targets.pop(name, None)
+
+    def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
+        tkey = tuple(targets)
+        key = (tkey, len(wname))
+        hit = self.memo.get(key)
+        qsec = wname + _QTAIL[wire.TYPE_SRV]
+        if hit is not None:
+            first, failed = hit
+            if first is None:
+                return hit
+            e = Entry(first.kind, qsec, first.ans, first.add)
+            e.fl512 = first.fl512
+            # a ready tail: 8 bytes of counts, the question, then the records
+            cut = 8 + len(qsec)
+            e.t512 = tuple(t[:8] + qsec + t[cut:] for t in first.t512)
+            return e, failed
+        shape = self.shapes.get(tkey)
+        if shape is None:
+            shape = self.shapes[tkey] = self._shape(tkey)
+        variants, glues, failed = shape
+        if not variants:
+            self.memo[key] = (None, failed)
+            return None, failed
+        adds: list[tuple[bytes, int]] = []
+        tails: list[bytes] = []
+        truncs: set[bool] = set()
+        for ans, glue in zip(variants, glues, strict=True):
+            add, nadd = _glue_section(qsec, ans, glue)
+            adds.append((add, nadd))
+            tail, truncated = _tail(qsec, ans, add, nadd, wire.MIN_UDP_PAYLOAD)
+            tails.append(tail)
+            truncs.add(truncated)
+        e = Entry(_KIND_SRV, qsec, variants, tuple(adds))
+        e.t512 = tuple(tails)
+        e.fl512 = self.fl_tc if True in truncs else self.fl_ok
+        if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
+            e.t512 = ()
+        self.memo[key] = (e, failed)
+        return e, failed
+
+    def _shape(self, targets: tuple[SRVTarget, ...]) -> _Shape:
+        """The records of ``targets`` in each ordering, with their glue."""
+        failed = False
+        rrs: list[bytes] = []
+        glue: list[_Glue] = []
+        for target in targets:
+            g = self._target(target.host)
+            if g is None:
+                failed = True
+                continue
+            failed |= g.failed
+            rrs.append(g.srv_prefix + struct.pack(">H", target.port & 0xFFFF) + g.twire)
+            glue.append(g)
+        if not rrs:
+            return (), (), failed
+        orders = _orderings(len(rrs), self.rng)
+        variants = tuple(tuple(rrs[i] for i in order) for order in orders)
+        glues = tuple([glue[i] for i in order] for order in orders)
+        return variants, glues, failed
+
+
+# an SRV name's records per ordering, their glue per ordering, and whether a
+# target could not be formatted
+_Shape = tuple[tuple[tuple[bytes, ...], ...], tuple[list[_Glue], ...], bool]
+
+
+def _has(rs: RecordSet, name: str) -> bool:
+    return name in rs.a or name in rs.aaaa or name in rs.srv
+
+
+def _same(values: V, ren: Renamer) -> V:
+    return values
+
+
+def _renamed_targets(
+    ren: Renamer,
+) -> Callable[[tuple[SRVTarget, ...], Renamer], tuple[SRVTarget, ...]]:
+    """SRV targets renamed into the alias (each renamed target built once)."""
+    cache: dict[SRVTarget, SRVTarget] = {}
+
+    def rename(values: tuple[SRVTarget, ...], _: Renamer) -> tuple[SRVTarget, ...]:
+        out = []
+        for t in values:
+            got = cache.get(t)
+            if got is None:
+                if len(cache) > 100_000:
+                    cache.clear()
+                got = cache[t] = SRVTarget(ren.rename_or_keep(t.host), t.port)
+            out.append(got)
+        return tuple(out)
+
+    return rename
+
+
+class RenamedView(Mapping[str, V]):
+    """A live view of a cluster-domain map under an alias zone: names (and,
+    through ``convert``, values) renamed; names outside the domain left out,
+    as `mesosdns.dns.aliases.alias_record_set` does."""
+
+    __slots__ = ("_base", "_convert", "_ren")
+
+    def __init__(
+        self, base: Mapping[str, V], ren: Renamer, convert: Callable[[V, Renamer], V]
+    ) -> None:
+        self._base = base
+        self._ren = ren
+        self._convert = convert
+
+    def __getitem__(self, name: str) -> V:
+        back = self._ren.back(name)
+        if back is None:
+            raise KeyError(name)
+        return self._convert(self._base[back], self._ren)
+
+    @overload
+    def get(self, name: str, /) -> V | None: ...
+    @overload
+    def get(self, name: str, /, default: V | T) -> V | T: ...
+    def get(self, name: str, /, default: V | T | None = None) -> V | T | None:
+        back = self._ren.back(name)
+        values = self._base.get(back) if back is not None else None
+        return self._convert(values, self._ren) if values is not None else default
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        back = self._ren.back(name)
+        return back is not None and back in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        rename = self._ren.rename
+        for name in self._base:
+            new = rename(name)
+            if new is not None:
+                yield new
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

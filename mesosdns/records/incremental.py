@@ -1,0 +1,630 @@
+"""The incremental record generator: the record set kept current event by event.
+
+`IncrementalGenerator` holds the pieces of the Mesos state (frameworks, agents
+and tasks by id, the leader) and the record set they produce, and applies one
+change at a time: a task added or updated, an agent or framework added,
+updated or removed, a new leader, a host name resolved. Each change recomputes
+only what depends on it, with the batch generator's own code
+(`mesosdns.records.generator._Generation`), so that after any sequence of
+changes the record set equals, name by name and value by value, what
+``generate()`` produces for the equivalent `State` (`IncrementalGenerator.state`).
+
+How the original's set semantics are kept: every *contributor* (a framework,
+an agent, a task, the listener, the masters) has its records computed alone
+(a fresh builder: values unique within the contributor) and kept; the record
+set holds, per (name, value), the number of contributors that produce it. A
+value exists while its count is positive, so the set per name is the union of
+the contributions, as in the batch generator, whatever the order of events.
+What depends on what:
+
+- a task's records depend on the task, its framework's (labelled) name and its
+  agent's addresses: an agent change recomputes every task on the agent, a
+  framework rename every task of the framework;
+- the masters' records depend on the leader and the masters list, and on the
+  values the frameworks and the listener already gave ``master.<domain>`` (the
+  original skips a master whose address is listed there): a framework change
+  that touches that name recomputes them;
+- host names resolved outside (``GeneratorParams.resolved``) feed the agents
+  and frameworks on that host.
+
+Changed names are collected for the DNS compiler (`take_changes`), with the
+SRV names whose targets' addresses changed (their additional records).
+
+Values of a name keep the order their contributors added them in, which after
+updates is not always the batch generator's order; the DNS answers shuffle
+them anyway. ``/v1/enumerate`` is rebuilt exactly, in the equivalent state's
+order, when asked (`enumeration`).
+
+Pure and single-threaded: call it from one thread (the event loop) only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TypeVar, overload
+
+import msgspec
+
+from mesosdns.gcpause import gc_paused
+from mesosdns.records.generator import GeneratorParams, _Builder, _Generation, _srv_target
+from mesosdns.records.labels import domain_frag
+from mesosdns.records.model import (
+    EnumFramework,
+    EnumRecord,
+    EnumTask,
+    RecordSet,
+    RType,
+    SRVTarget,
+)
+from mesosdns.state.model import Agent, Framework, State, Status, Task, parse_pid
+
+T = TypeVar("T")
+
+RUNNING = "TASK_RUNNING"
+# States after which a task never runs again: the task is dropped. (TASK_LOST
+# and TASK_UNREACHABLE are kept: such a task can come back.)
+FINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+
+# contributor keys: ("t", framework id, task id), ("f", framework id, ""),
+# ("a", agent id, ""), ("l", "", "") the listener, ("m", "", "") the masters
+Key = tuple[str, str, str]
+_LISTENER: Key = ("l", "", "")
+_MASTERS: Key = ("m", "", "")
+_new = tuple.__new__
+_EMPTY: tuple[EnumRecord, ...] = ()
+
+
+class IncrementalGenerator:
+    """The record set of a changing Mesos state (see the module docstring)."""
+
+    def __init__(self, params: GeneratorParams, leader: str = "") -> None:
+        self.params = params
+        self.leader = leader
+        self.skipped = 0
+        self.frameworks: dict[str, Framework] = {}  # stored without their tasks
+        self.tasks: dict[str, dict[str, Task]] = {}  # framework id -> task id -> task
+        self.agents: dict[str, Agent] = {}
+        self.agent_ips: dict[str, tuple[str, ...]] = {}
+        # name -> value -> number of contributors giving it
+        self.a: dict[str, dict[str, int]] = {}
+        self.aaaa: dict[str, dict[str, int]] = {}
+        self.srv: dict[str, dict[str, int]] = {}
+        self._maps: dict[str, dict[str, dict[str, int]]] = {
+            "A": self.a,
+            "AAAA": self.aaaa,
+            "SRV": self.srv,
+        }
+        self._contrib: dict[Key, tuple[EnumRecord, ...]] = {}
+        self._fnames: dict[str, str] = {}  # framework id -> labelled name
+        self._agent_tasks: dict[str, dict[tuple[str, str], None]] = {}
+        self._srv_targets: dict[str, dict[str, int]] = {}  # target -> SRV names
+        self._changed: set[str] = set()
+        self._changed_addr: set[str] = set()
+        self._gen = _Generation(State(leader=leader), params)
+        self._master_name = "master" + self._gen.tail
+        self._set(_LISTENER, self._listener_records())
+        self._update_masters()
+
+    @classmethod
+    def from_state(
+        cls, state: State, params: GeneratorParams, orphans: Iterable[Task] = ()
+    ) -> IncrementalGenerator:
+        """The generator holding ``state`` (``orphans``: tasks of frameworks
+        not in it, kept until their framework appears)."""
+        with gc_paused():
+            gen = cls(params, state.leader)
+            gen.skipped = state.skipped
+            for fw in state.frameworks:
+                gen._store_framework(fw)
+                gen._set(("f", fw.id, ""), gen._framework_records(fw))
+            for agent in state.agents:
+                gen._store_agent(agent)
+            for fw in state.frameworks:
+                for task in fw.tasks:
+                    gen._store_task(task, fw.id)
+            for task in orphans:
+                gen._store_task(task, task.framework_id)
+            gen._update_masters()
+            gen._changed.clear()
+            gen._changed_addr.clear()
+        return gen
+
+    # -- changes -------------------------------------------------------
+
+    def put_task(self, task: Task) -> None:
+        """A task added (TASK_ADDED) or replaced."""
+        self._store_task(task, task.framework_id)
+
+    def update_task(self, framework_id: str, task_id: str, status: Status, state: str) -> bool:
+        """A task's new status (TASK_UPDATED); False when the task is unknown.
+
+        As the master does: ``state`` becomes the task's state and the status
+        is appended to its statuses, replacing the last one when that has the
+        same state. A task in a final state is dropped.
+        """
+        task = self.tasks.get(framework_id, {}).get(task_id)
+        if task is None:
+            return False
+        state = state or status.state
+        if state in FINAL_STATES:
+            self.remove_task(framework_id, task_id)
+            return True
+        statuses = task.statuses
+        if statuses and statuses[-1].state == status.state:
+            statuses = statuses[:-1]
+        self._store_task(
+            msgspec.structs.replace(task, state=state, statuses=(*statuses, status)),
+            framework_id,
+        )
+        return True
+
+    def remove_task(self, framework_id: str, task_id: str) -> None:
+        tasks = self.tasks.get(framework_id)
+        task = tasks.pop(task_id, None) if tasks is not None else None
+        if task is None:
+            return
+        self._unindex(task, framework_id)
+        self._set(("t", framework_id, task_id), _EMPTY)
+        if not tasks and framework_id not in self.frameworks:
+            del self.tasks[framework_id]
+
+    def put_framework(self, fw: Framework) -> None:
+        """A framework added or updated (FRAMEWORK_ADDED / _UPDATED); its
+        ``tasks`` are ignored (tasks come as tasks)."""
+        fid = fw.id
+        known = fid in self.frameworks
+        old_fname = self._fnames.get(fid)
+        self._store_framework(fw)
+        touched = self._set(("f", fid, ""), self._framework_records(fw))
+        if not known or old_fname != self._fnames[fid]:
+            for tid, task in self.tasks.get(fid, {}).items():
+                self._set(("t", fid, tid), self._task_records(fid, task))
+        if touched:
+            self._update_masters()
+
+    def remove_framework(self, framework_id: str) -> None:
+        """A framework removed (FRAMEWORK_REMOVED), with its tasks."""
+        self.frameworks.pop(framework_id, None)
+        self._fnames.pop(framework_id, None)
+        touched = self._set(("f", framework_id, ""), _EMPTY)
+        for tid, task in self.tasks.pop(framework_id, {}).items():
+            self._unindex(task, framework_id)
+            self._set(("t", framework_id, tid), _EMPTY)
+        if touched:
+            self._update_masters()
+
+    def put_agent(self, agent: Agent) -> bool:
+        """An agent added or re-registered (AGENT_ADDED); False (and nothing
+        changes) when its pid is not valid."""
+        if parse_pid(agent.pid) is None:
+            return False
+        old_ips = self.agent_ips.get(agent.id)
+        self._store_agent(agent)
+        if self.agent_ips[agent.id] != old_ips:
+            self._retask_agent(agent.id)
+        return True
+
+    def remove_agent(self, agent_id: str) -> None:
+        """An agent removed (AGENT_REMOVED): its tasks lose their records
+        (they are kept: Mesos reports their fate with TASK_UPDATED)."""
+        self.agents.pop(agent_id, None)
+        if self.agent_ips.pop(agent_id, None) is None:
+            return
+        self._set(("a", agent_id, ""), _EMPTY)
+        self._retask_agent(agent_id)
+
+    def set_leader(self, leader: str) -> None:
+        if leader != self.leader:
+            self.leader = leader
+            self._update_masters()
+
+    def set_masters(self, masters: Sequence[str]) -> None:
+        """The masters list (``GeneratorParams.masters``) changed."""
+        masters = tuple(masters)
+        if masters != self.params.masters:
+            self._set_params(replace(self.params, masters=masters))
+            self._update_masters()
+
+    def set_resolved(self, host: str, ips: Sequence[str]) -> None:
+        """``host`` (an agent's or framework's) resolves to ``ips`` now."""
+        ips = tuple(ips)
+        if self.params.resolved.get(host, ()) == ips:
+            return
+        resolved = dict(self.params.resolved)
+        if ips:
+            resolved[host] = ips
+        else:
+            resolved.pop(host, None)
+        self._set_params(replace(self.params, resolved=MappingProxyType(resolved)))
+        for agent in [a for a in self.agents.values() if a.upid().host == host]:
+            self.put_agent(agent)
+        touched = False
+        for fw in [f for f in self.frameworks.values() if f.host_port()[0] == host]:
+            touched |= self._set(("f", fw.id, ""), self._framework_records(fw))
+        if touched:
+            self._update_masters()
+
+    def take_changes(self) -> set[str]:
+        """Names whose records changed since the last call, and the SRV names
+        whose targets' addresses changed."""
+        changed, self._changed = self._changed, set()
+        addr, self._changed_addr = self._changed_addr, set()
+        targets = self._srv_targets
+        for name in addr:
+            deps = targets.get(name)
+            if deps:
+                changed.update(deps)
+        return changed
+
+    # -- views ---------------------------------------------------------
+
+    def record_set(self) -> RecordSet:
+        """The current records as a RecordSet whose maps are live views
+        (they follow later changes; the enumeration is built on first use)."""
+        return RecordSet(
+            domain=self.params.domain,
+            a=AddressView(self.a),
+            aaaa=AddressView(self.aaaa),
+            srv=SRVView(self.srv),
+            frameworks=LazyEnumeration(self),
+            skipped=self.skipped,
+        )
+
+    def frozen_record_set(self, *, with_enumeration: bool = True) -> RecordSet:
+        """A copy of the current records that later changes leave alone
+        (without the enumeration unless ``with_enumeration``)."""
+        return RecordSet(
+            domain=self.params.domain,
+            a=MappingProxyType({k: tuple(v) for k, v in self.a.items()}),
+            aaaa=MappingProxyType({k: tuple(v) for k, v in self.aaaa.items()}),
+            srv=MappingProxyType({k: tuple(_target(t) for t in v) for k, v in self.srv.items()}),
+            frameworks=self.enumeration() if with_enumeration else (),
+            skipped=self.skipped,
+        )
+
+    def orphans(self) -> tuple[Task, ...]:
+        """Tasks kept for frameworks not (or no longer) known."""
+        return tuple(
+            task
+            for fid, tasks in self.tasks.items()
+            if fid not in self.frameworks
+            for task in tasks.values()
+        )
+
+    def state(self) -> State:
+        """The equivalent state: ``generate(gen.state(), gen.params)`` has the
+        same records (and the same enumeration)."""
+        empty: dict[str, Task] = {}
+        return State(
+            leader=self.leader,
+            frameworks=tuple(
+                msgspec.structs.replace(fw, tasks=tuple(self.tasks.get(fid, empty).values()))
+                for fid, fw in self.frameworks.items()
+            ),
+            agents=tuple(self.agents.values()),
+            skipped=self.skipped,
+        )
+
+    def enumeration(self) -> tuple[EnumFramework, ...]:
+        """``RecordSet.frameworks`` as the batch generator builds it: per
+        framework and task in state order, each task listing the records it
+        was the first to add."""
+        seen: set[EnumRecord] = set()
+        for key, records in self._contrib.items():
+            if key[0] != "t":
+                seen.update(records)
+        out: list[EnumFramework] = []
+        empty: dict[str, Task] = {}
+        for fid, fw in self.frameworks.items():
+            tasks: list[EnumTask] = []
+            for tid, task in self.tasks.get(fid, empty).items():
+                if task.state != RUNNING or task.agent_id not in self.agent_ips:
+                    continue
+                fresh = []
+                for rec in self._contrib.get(("t", fid, tid), _EMPTY):
+                    if rec not in seen:
+                        seen.add(rec)
+                        fresh.append(rec)
+                tasks.append(EnumTask(task.name, task.id, tuple(fresh)))
+            out.append(EnumFramework(fw.name, tuple(tasks)))
+        return tuple(out)
+
+    def counts(self) -> dict[str, int]:
+        """Number of records (name, value pairs) per type."""
+        return {kind: sum(map(len, m.values())) for kind, m in self._maps.items()}
+
+    # -- internals -----------------------------------------------------
+
+    def _set_params(self, params: GeneratorParams) -> None:
+        self.params = params
+        self._gen.params = params
+
+    def _store_framework(self, fw: Framework) -> None:
+        if fw.tasks:
+            fw = msgspec.structs.replace(fw, tasks=())
+        self.frameworks[fw.id] = fw
+        self._fnames[fw.id] = domain_frag(fw.name, self._gen.spec)
+        self.tasks.setdefault(fw.id, {})
+
+    def _store_agent(self, agent: Agent) -> None:
+        if parse_pid(agent.pid) is None:
+            self.skipped += 1
+            return
+        gen = self._gen
+        gen.b = _Builder()
+        gen.agent_ips = {}
+        gen.agent_record(agent)
+        self.agents[agent.id] = agent
+        self.agent_ips[agent.id] = gen.agent_ips[agent.id]
+        self._set(("a", agent.id, ""), _records(gen.b))
+
+    def _store_task(self, task: Task, fid: str) -> None:
+        tasks = self.tasks.setdefault(fid, {})
+        old = tasks.get(task.id)
+        if old is not None and old.agent_id != task.agent_id:
+            self._unindex(old, fid)
+        tasks[task.id] = task
+        self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
+        self._set(("t", fid, task.id), self._task_records(fid, task))
+
+    def _unindex(self, task: Task, fid: str) -> None:
+        on_agent = self._agent_tasks.get(task.agent_id)
+        if on_agent is not None:
+            on_agent.pop((fid, task.id), None)
+            if not on_agent:
+                del self._agent_tasks[task.agent_id]
+
+    def _retask_agent(self, agent_id: str) -> None:
+        for fid, tid in list(self._agent_tasks.get(agent_id, ())):
+            task = self.tasks[fid][tid]
+            self._set(("t", fid, tid), self._task_records(fid, task))
+
+    def _task_records(self, fid: str, task: Task) -> tuple[EnumRecord, ...]:
+        if task.state != RUNNING:
+            return _EMPTY
+        agent_ips = self.agent_ips.get(task.agent_id)
+        fname = self._fnames.get(fid)
+        if agent_ips is None or fname is None:
+            return _EMPTY
+        gen = self._gen
+        gen.b = _Builder()
+        return gen.task_record(task, fname, agent_ips).records
+
+    def _framework_records(self, fw: Framework) -> tuple[EnumRecord, ...]:
+        gen = self._gen
+        gen.b = _Builder()
+        gen.framework_record(fw)
+        return _records(gen.b)
+
+    def _listener_records(self) -> tuple[EnumRecord, ...]:
+        gen = self._gen
+        gen.b = _Builder()
+        gen.listener_records()
+        return _records(gen.b)
+
+    def _update_masters(self) -> None:
+        """Recompute the masters' records, ``master.<domain>`` seeded with the
+        values the frameworks and the listener give it (as the batch
+        generator has them when it reaches the masters)."""
+        gen = self._gen
+        gen.state = State(leader=self.leader)
+        gen.b = _Builder()
+        name = self._master_name
+        own = set(self._contrib.get(_MASTERS, _EMPTY))
+        seeded: set[EnumRecord] = set()
+        for kind in ("A", "AAAA"):
+            values = self._maps[kind].get(name)
+            if not values:
+                continue
+            for value, count in values.items():
+                rec = _new(EnumRecord, (name, value, kind))
+                if count - (rec in own) > 0:
+                    gen.b.rrs[kind].setdefault(name, {})[value] = None
+                    seeded.add(rec)
+        gen.master_records()
+        self._set(_MASTERS, tuple(r for r in _records(gen.b) if r not in seeded))
+
+    def _set(self, key: Key, new: tuple[EnumRecord, ...]) -> bool:
+        """Replace a contributor's records; whether ``master.<domain>`` was
+        among the old or new ones."""
+        contrib = self._contrib
+        old = contrib.get(key, _EMPTY)
+        if old == new:
+            return False
+        if new:
+            contrib[key] = new
+        else:
+            del contrib[key]
+        if old and new:
+            old_set, new_set = set(old), set(new)
+            removed: Iterable[EnumRecord] = [r for r in old if r not in new_set]
+            added: Iterable[EnumRecord] = [r for r in new if r not in old_set]
+        else:
+            removed, added = old, new
+        for rec in removed:
+            self._dec(rec)
+        for rec in added:
+            self._inc(rec)
+        if key[0] != "f":  # only frameworks give master.<domain> before the masters
+            return False
+        name = self._master_name
+        return any(r[0] == name for r in old) or any(r[0] == name for r in new)
+
+    def _inc(self, rec: EnumRecord) -> None:
+        name, value, kind = rec
+        names = self._maps[kind]
+        values = names.get(name)
+        if values is None:
+            names[name] = {value: 1}
+        else:
+            count = values.get(value, 0)
+            values[value] = count + 1
+            if count:
+                return
+        self._changed.add(name)
+        if kind == "SRV":
+            targets = self._srv_targets.setdefault(value.rpartition(":")[0], {})
+            targets[name] = targets.get(name, 0) + 1
+        else:
+            self._changed_addr.add(name)
+
+    def _dec(self, rec: EnumRecord) -> None:
+        name, value, kind = rec
+        names = self._maps[kind]
+        values = names[name]
+        count = values[value]
+        if count > 1:
+            values[value] = count - 1
+            return
+        del values[value]
+        if not values:
+            del names[name]
+        self._changed.add(name)
+        if kind == "SRV":
+            host = value.rpartition(":")[0]
+            targets = self._srv_targets[host]
+            if targets[name] > 1:
+                targets[name] -= 1
+            else:
+                del targets[name]
+                if not targets:
+                    del self._srv_targets[host]
+        else:
+            self._changed_addr.add(name)
+
+
+def _records(b: _Builder) -> tuple[EnumRecord, ...]:
+    """A builder's contents as records (its only contributor's)."""
+    out: list[EnumRecord] = []
+    kind: RType
+    for kind, names in b.rrs.items():
+        for name, values in names.items():
+            out.extend(_new(EnumRecord, (name, value, kind)) for value in values)
+    return tuple(out)
+
+
+_TARGETS: dict[str, SRVTarget] = {}
+
+
+def _target(text: str) -> SRVTarget:
+    """The SRVTarget of an SRV value's ``host:port`` text (memoised)."""
+    got = _TARGETS.get(text)
+    if got is None:
+        if len(_TARGETS) > 1_000_000:
+            _TARGETS.clear()
+        got = _TARGETS[text] = _srv_target(text)
+    return got
+
+
+class AddressView(Mapping[str, tuple[str, ...]]):
+    """A live, read-only view: name -> addresses (A or AAAA)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict[str, dict[str, int]]) -> None:
+        self._d = d
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        return tuple(self._d[name])
+
+    @overload
+    def get(self, name: str, /) -> tuple[str, ...] | None: ...
+    @overload
+    def get(self, name: str, /, default: tuple[str, ...] | T) -> tuple[str, ...] | T: ...
+    def get(
+        self, name: str, /, default: tuple[str, ...] | T | None = None
+    ) -> tuple[str, ...] | T | None:
+        values = self._d.get(name)
+        return tuple(values) if values is not None else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._d
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class SRVView(Mapping[str, tuple[SRVTarget, ...]]):
+    """A live, read-only view: name -> SRV targets."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict[str, dict[str, int]]) -> None:
+        self._d = d
+
+    def __getitem__(self, name: str) -> tuple[SRVTarget, ...]:
+        return tuple(_target(t) for t in self._d[name])
+
+    @overload
+    def get(self, name: str, /) -> tuple[SRVTarget, ...] | None: ...
+    @overload
+    def get(
+        self, name: str, /, default: tuple[SRVTarget, ...] | T
+    ) -> tuple[SRVTarget, ...] | T: ...
+    def get(
+        self, name: str, /, default: tuple[SRVTarget, ...] | T | None = None
+    ) -> tuple[SRVTarget, ...] | T | None:
+        values = self._d.get(name)
+        return tuple(_target(t) for t in values) if values is not None else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._d
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class LazyEnumeration(Sequence[EnumFramework]):
+    """``RecordSet.frameworks`` built on first use (``/v1/enumerate``) from
+    the generator as it is then."""
+
+    __slots__ = ("_gen", "_items")
+
+    def __init__(self, gen: IncrementalGenerator) -> None:
+        self._gen = gen
+        self._items: tuple[EnumFramework, ...] | None = None
+
+    def _get(self) -> tuple[EnumFramework, ...]:
+        if self._items is None:
+            self._items = self._gen.enumeration()
+        return self._items
+
+    @overload
+    def __getitem__(self, i: int) -> EnumFramework: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[EnumFramework]: ...
+    def __getitem__(self, i: int | slice) -> EnumFramework | Sequence[EnumFramework]:
+        return self._get()[i]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[EnumFramework]:
+        return iter(self._get())
+
+
+__all__ = [
+    "FINAL_STATES",
+    "AddressView",
+    "IncrementalGenerator",
+    "LazyEnumeration",
+    "SRVView",
+]

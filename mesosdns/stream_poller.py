@@ -1,0 +1,526 @@
+"""Stream mode (``stateSource: "stream"``): records that follow the cluster.
+
+`StreamPoller` subscribes to the leading master's v1 operator API event stream
+(`mesosdns.state.stream`) instead of fetching ``/master/state`` every
+``refreshSeconds``:
+
+- ``SUBSCRIBED`` (the whole state): the record set (`IncrementalGenerator`)
+  and the DNS answers (`LiveAnswers`) are built from it in a worker thread,
+  as a poll's refresh is, and published (`publish`, the poller's hook).
+- Every later event changes the generator; the names it changed are
+  recompiled in place in the answer table, the SOA serial moves on (only
+  when records changed) and a new snapshot goes to the store, so that HTTP
+  (``/v1/hosts``, ``/v1/enumerate``, ``/v1/axfr``) agrees with DNS. Events
+  that arrive together (one read of the stream) are applied as one batch.
+- A broken stream (EOF, error, a missed heartbeat) is resubscribed at once
+  when it had been up for a while, else after a backoff (tenacity,
+  exponential, capped). While the stream is down, the state is polled as in
+  poll mode, at most every ``refreshSeconds``: the records stay as fresh as
+  the original's. A new ``SUBSCRIBED`` rebuilds everything.
+- Leader changes: a deposed master ends its streams (Mesos masters exit);
+  a new leader reported by ZooKeeper (`trigger`) ends the stream at once.
+- Config reload (`trigger` after the app changed ``params`` / ``compile``):
+  rebuilt from the current state, without resubscribing.
+- Host names of new agents and frameworks that are not IP literals are
+  resolved in the background, then applied as a change of their own.
+- Operator zones (issue 6), when configured, are compiled at each full build
+  and recompiled from a copy of the records at most every
+  ``refreshSeconds`` while events change them (their templates and PTR
+  records need the whole state).
+
+Everything that changes the records runs on the event loop under one lock;
+the DNS server reads the table on the same thread, so each batch is atomic to
+it (see `mesosdns.dns.incremental`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgspec
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from mesosdns.dns.answers import AnswerTable
+from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.metrics import RefreshStats
+from mesosdns.poller import Poller, Source, resolve_hosts
+from mesosdns.records.generator import GeneratorParams, canonical_ip, hosts_to_resolve
+from mesosdns.records.incremental import IncrementalGenerator
+from mesosdns.records.model import RecordSet
+from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.state.model import State, Task
+from mesosdns.state.stream import StreamError, Subscriber, Subscription
+from mesosdns.state.v1 import (
+    AgentAdded,
+    AgentRemoved,
+    Event,
+    FrameworkAdded,
+    FrameworkRemoved,
+    Heartbeat,
+    Malformed,
+    Subscribed,
+    TaskAdded,
+    TaskUpdated,
+    Unknown,
+)
+from mesosdns.zones.match import CompiledZones
+
+log = logging.getLogger(__name__)
+
+Compiled = tuple[AnswerTable, CompiledZones | None]
+ZonesCompile = Callable[[RecordSet, int, State, GeneratorParams], CompiledZones | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCompilers:
+    """What stream mode compiles with: the DNS settings, and the operator
+    zones' compile step (None: no operator zones)."""
+
+    settings: DNSSettings
+    zones: ZonesCompile | None = None
+
+
+@dataclass
+class StreamStats:
+    """Counters of stream mode (for logs and metrics)."""
+
+    subscriptions: int = 0  # SUBSCRIBED received (full builds)
+    broken: int = 0  # streams that ended or failed
+    events: int = 0
+    batches: int = 0
+    flushes: int = 0  # batches that changed records
+    names_compiled: int = 0
+    unknown_tasks: int = 0  # TASK_UPDATED for a task not known
+    malformed: int = 0
+    fallback_polls: int = 0
+    apply_seconds: float = 0.0  # CPU (process time) spent applying events
+    last_build_seconds: float = 0.0
+    event_types: dict[str, int] = field(default_factory=dict)
+
+
+class StreamPoller(Poller[Compiled]):
+    """Follows the operator API event stream; polls while it is down.
+
+    Takes the `Poller`'s arguments (used as they are for the fallback polls)
+    and ``compilers``: called at each full build for the DNS settings and the
+    zones step (called again after ``compile`` was replaced, i.e. after a
+    config reload). ``subscriber`` defaults to one over ``source.client``.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        params: GeneratorParams,
+        store: SnapshotStore,
+        stats: RefreshStats,
+        *,
+        refresh_seconds: float,
+        compile: Callable[[RecordSet, int, State, GeneratorParams], Compiled],
+        publish: Callable[[Snapshot, Compiled], None],
+        masters: Callable[[], Sequence[str]] = lambda: ("",),
+        compilers: Callable[[], StreamCompilers],
+        subscriber: Subscriber | None = None,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        stable_after: float = 10.0,
+        defer_seconds: float = 0.5,
+        defer_targets: int = DEFER_TARGETS,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            source,
+            params,
+            store,
+            stats,
+            refresh_seconds=refresh_seconds,
+            compile=compile,
+            publish=publish,
+            masters=masters,
+        )
+        self.compilers = compilers
+        self.subscriber = subscriber
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.stable_after = stable_after
+        self.defer_seconds = defer_seconds  # how long a large SRV name may lag
+        self.defer_targets = defer_targets  # what "large" means (SRV targets)
+        self._pending_timer: asyncio.TimerHandle | None = None
+        self.rng = rng or random.Random()
+        self.stream_stats = StreamStats()
+        self.gen: IncrementalGenerator | None = None
+        self.live: LiveAnswers | None = None
+        self.zones: CompiledZones | None = None
+        self._compilers: StreamCompilers | None = None
+        self._compile_seen: object = None
+        self._sub: Subscription | None = None
+        self._source = ""
+        self._kicked = False
+        self._lock = asyncio.Lock()
+        self._last_poll: float | None = None
+        self._zones_dirty = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._resolving: set[str] = set()
+        self._down_logged: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------
+
+    @property
+    def streaming(self) -> bool:
+        """Whether records currently follow a live stream."""
+        return self._sub is not None and self.gen is not None
+
+    def trigger(self) -> None:
+        """The masters or the configuration changed."""
+        super().trigger()
+        if self.gen is not None:
+            self._spawn(self._reconfigure())
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._pending_timer is not None:
+            self._pending_timer.cancel()
+            self._pending_timer = None
+        if self._sub is not None:
+            self._sub.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().stop()
+
+    async def run(self) -> None:
+        self._spawn(self._zones_loop())
+        while not self._closing.is_set():
+            # the backoff never waits longer than a fallback poll may
+            most = min(self.backoff_max, max(self.refresh_seconds, self.backoff))
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(StreamError),
+                wait=wait_exponential(multiplier=self.backoff, min=self.backoff, max=most),
+                stop=self._stop_retrying,
+                sleep=self._sleep,
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        await self._session()
+            except StreamError:
+                return  # only when closing
+
+    def _stop_retrying(self, _: RetryCallState) -> bool:
+        return self._closing.is_set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """The backoff's sleep: ends early on stop() or trigger()."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- one subscription ----------------------------------------------
+
+    async def _session(self) -> None:
+        """Subscribe and follow until the stream ends. Returns when a stream
+        that had been up ``stable_after`` seconds (or was ended on purpose)
+        broke; raises StreamError otherwise, after a fallback poll."""
+        if self._closing.is_set():
+            return
+        if self.subscriber is None and self.source.client is None:
+            raise StreamError("no Mesos master client configured")
+        subscriber = self.subscriber or Subscriber(self.source.client)  # type: ignore[arg-type]
+        try:
+            sub = await subscriber.subscribe(tuple(self.masters()))
+        except Exception as exc:
+            err = exc if isinstance(exc, StreamError) else StreamError(f"subscribe: {exc!r}")
+            self._down(err)
+            await self._fallback_poll()
+            raise err from None
+        self._sub, self._kicked = sub, False
+        try:
+            try:
+                async for batch in sub.batches():
+                    await self._apply(batch, sub)
+                    if self._closing.is_set():
+                        return
+            except StreamError:
+                raise
+            except Exception as exc:  # a bug must not end the stream mode
+                log.exception("applying events failed; resubscribing to rebuild the records")
+                raise StreamError(f"internal error: {exc!r}", "internal") from exc
+        except StreamError as exc:
+            self._down(exc)
+            if self._closing.is_set():
+                return
+            if self._kicked or (
+                self.gen is not None and time.monotonic() - sub.started >= self.stable_after
+            ):
+                return
+            await self._fallback_poll()
+            raise
+        finally:
+            sub.close()
+            self._sub = None
+
+    def _down(self, exc: Exception) -> None:
+        self.stream_stats.broken += 1
+        kind = type(exc).__name__ + (":up" if self._sub is not None else ":subscribe")
+        if self._closing.is_set():
+            return
+        if kind not in self._down_logged:
+            self._down_logged.add(kind)
+            log.warning(
+                "operator API event stream: %s; %s",
+                exc,
+                "resubscribing"
+                if self._sub is not None
+                else "retrying with backoff, polling the state meanwhile",
+            )
+        else:
+            log.debug("operator API event stream: %s", exc)
+
+    async def _fallback_poll(self) -> None:
+        """Poll the state (as poll mode does) if the last poll is old enough."""
+        now = time.monotonic()
+        if self._last_poll is not None and now - self._last_poll < self.refresh_seconds:
+            return
+        self._last_poll = now
+        self.stream_stats.fallback_polls += 1
+        async with self._lock:
+            if await self.refresh():
+                # the polled table is served now; the next SUBSCRIBED rebuilds
+                self.gen = self.live = None
+
+    # -- events --------------------------------------------------------
+
+    async def _apply(self, batch: list[Event], sub: Subscription) -> None:
+        async with self._lock:
+            started = time.process_time()
+            types = self.stream_stats.event_types
+            for event in batch:
+                name = type(event).__name__
+                types[name] = types.get(name, 0) + 1
+                if isinstance(event, Subscribed):
+                    state = msgspec.structs.replace(event.state, leader=sub.leader)
+                    await self._full_build(state, event.orphans, sub.master)
+                    started = time.process_time()
+                    self._down_logged.clear()
+                elif self.gen is not None:
+                    self._apply_event(self.gen, event)
+            self.stream_stats.events += len(batch)
+            self.stream_stats.batches += 1
+            self._flush()
+            self.stream_stats.apply_seconds += time.process_time() - started
+            if self.gen is not None:
+                self.stats.last_success = time.time()
+
+    def _apply_event(self, gen: IncrementalGenerator, event: Event) -> None:
+        if isinstance(event, TaskAdded):
+            gen.put_task(event.task)
+        elif isinstance(event, TaskUpdated):
+            if not gen.update_task(event.framework_id, event.task_id, event.status, event.state):
+                self.stream_stats.unknown_tasks += 1
+        elif isinstance(event, AgentAdded):
+            if gen.put_agent(event.agent):
+                self._resolve_later(gen, event.agent.upid().host)
+        elif isinstance(event, AgentRemoved):
+            gen.remove_agent(event.agent_id)
+        elif isinstance(event, FrameworkAdded):
+            gen.put_framework(event.framework)
+            self._resolve_later(gen, event.framework.host_port()[0])
+        elif isinstance(event, FrameworkRemoved):
+            gen.remove_framework(event.framework_id)
+        elif isinstance(event, Malformed):
+            self.stream_stats.malformed += 1
+            log.warning("ignoring a malformed %s event: %s", event.type, event.reason)
+        elif isinstance(event, Unknown):
+            log.debug("ignoring a %s event", event.type)
+        else:
+            assert isinstance(event, Heartbeat)
+
+    def _flush(self) -> None:
+        """Recompile what the applied changes touched; publish a snapshot;
+        schedule the large SRV names deferred."""
+        live = self._flush_changes()
+        if live is not None and live.pending and self._pending_timer is None:
+            loop = asyncio.get_running_loop()
+            self._pending_timer = loop.call_later(self.defer_seconds, self._compile_pending)
+
+    def _flush_changes(self) -> LiveAnswers | None:
+        gen, live = self.gen, self.live
+        if gen is None or live is None:
+            return None
+        changed = gen.take_changes()
+        if not changed:
+            return None
+        self.stream_stats.names_compiled += live.update(changed)
+        serial = self.store.next_serial()
+        live.set_serial(serial)
+        self.stream_stats.flushes += 1
+        self._zones_dirty = True
+        self.store.publish(Snapshot(gen.record_set(), serial, source=self._source))
+        return live
+
+    def _compile_pending(self) -> None:
+        """The large SRV names deferred by the last flushes (see
+        `LiveAnswers.update`)."""
+        self._pending_timer = None
+        live = self.live
+        if live is not None and not self._closing.is_set():
+            self.stream_stats.names_compiled += live.compile_pending()
+
+    # -- full builds ---------------------------------------------------
+
+    def _current_compilers(self) -> StreamCompilers:
+        if self._compilers is None or self._compile_seen is not self.compile:
+            self._compilers = self.compilers()
+            self._compile_seen = self.compile
+        return self._compilers
+
+    async def _full_build(self, state: State, orphans: Sequence[Task], source: str) -> None:
+        """Build the records and answers of ``state`` (in a thread) and publish."""
+        self.stats.attempts += 1
+        started = time.monotonic()
+        compilers = self._current_compilers()
+        masters = tuple(self.masters())
+        resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
+        params = replace(self.params, masters=masters, resolved=resolved)
+        serial = self.store.next_serial()
+        gen, live, zones = await asyncio.to_thread(
+            self._full_build_sync, state, tuple(orphans), params, serial, compilers
+        )
+        self.gen, self.live, self.zones, self._source = gen, live, zones, source
+        self._zones_dirty = False
+        self.publish(Snapshot(gen.record_set(), serial, source=source), (live.table, zones))
+        # Events allocate objects the cyclic GC tracks; its full collections
+        # would rescan the millions built here (pauses of a large fraction of
+        # a second, on the thread that answers DNS). They are acyclic and
+        # freed by reference counting: move them out of the collector's view.
+        gc.freeze()
+        duration = time.monotonic() - started
+        self.stream_stats.subscriptions += 1
+        self.stream_stats.last_build_seconds = duration
+        self.stats.successes += 1
+        self.stats.last_success = time.time()
+        self.stats.last_duration = duration
+        self.stats.skipped_items = state.skipped
+        if state.skipped:
+            log.warning("state from %s: %d malformed items skipped", source, state.skipped)
+        log.info(
+            "records built from the event stream of %s in %.3fs: %s", source, duration, gen.counts()
+        )
+
+    def _full_build_sync(
+        self,
+        state: State,
+        orphans: tuple[Task, ...],
+        params: GeneratorParams,
+        serial: int,
+        compilers: StreamCompilers,
+    ) -> tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None]:
+        gen = IncrementalGenerator.from_state(state, params, orphans)
+        live = LiveAnswers(
+            gen.record_set(),
+            compilers.settings,
+            serial,
+            self.rng,
+            defer_targets=self.defer_targets,
+        )
+        zones = None
+        if compilers.zones is not None:
+            zones = compilers.zones(
+                gen.frozen_record_set(with_enumeration=False), serial, state, params
+            )
+        return gen, live, zones
+
+    async def _reconfigure(self) -> None:
+        """After trigger(): apply a new masters list, or rebuild for a new
+        configuration; end the stream when ZooKeeper names another leader."""
+        async with self._lock:
+            gen = self.gen
+            if gen is None:
+                return
+            masters = tuple(self.masters())
+            wanted = replace(self.params, masters=gen.params.masters, resolved=gen.params.resolved)
+            if self._compile_seen is not self.compile or wanted != gen.params:
+                log.info("configuration changed: rebuilding the records")
+                await self._full_build(gen.state(), gen.orphans(), self._source)
+            else:
+                gen.set_masters(masters)
+                self._flush()
+            sub = self._sub
+            if sub is not None and masters and masters[0] and masters[0] != sub.leader_address:
+                log.info("ZooKeeper names %s as leader: resubscribing", masters[0])
+                self._kicked = True
+                sub.close()
+
+    def _resolve_later(self, gen: IncrementalGenerator, host: str) -> None:
+        if (
+            not host
+            or canonical_ip(host) is not None
+            or host in gen.params.resolved
+            or host in self._resolving
+        ):
+            return
+        self._resolving.add(host)
+        self._spawn(self._resolve(gen, host))
+
+    async def _resolve(self, gen: IncrementalGenerator, host: str) -> None:
+        try:
+            found = await resolve_hosts([host])
+        finally:
+            self._resolving.discard(host)
+        ips = found.get(host, ())
+        if not ips:
+            return
+        async with self._lock:
+            if self.gen is gen:
+                gen.set_resolved(host, ips)
+                self._flush()
+
+    # -- operator zones ------------------------------------------------
+
+    async def _zones_loop(self) -> None:
+        """Recompile the operator zones from a copy of the records, at most
+        every refreshSeconds, while events change the records."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(self.refresh_seconds, 1.0)):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                return
+            compilers = self._compilers
+            if not self._zones_dirty or compilers is None or compilers.zones is None:
+                continue
+            async with self._lock:
+                gen, live = self.gen, self.live
+                if gen is None or live is None:
+                    continue
+                rs = gen.frozen_record_set(with_enumeration=False)
+                state, params, serial = gen.state(), gen.params, live.serial
+                self._zones_dirty = False
+            try:
+                zones = await asyncio.to_thread(compilers.zones, rs, serial, state, params)
+            except Exception:
+                log.exception("operator zones: recompiling failed; keeping the last ones")
+                continue
+            async with self._lock:
+                current = self.store.current
+                if self.gen is gen and current is not None:
+                    self.zones = zones
+                    self.publish(current, (live.table, zones))
+
+
+__all__ = ["StreamCompilers", "StreamPoller", "StreamStats"]

@@ -1,0 +1,546 @@
+"""Stream mode against the fake master's operator API: RecordIO framing, the
+subscriber (redirects, heartbeats, broken streams), and the stream poller
+with the real DNS server on loopback (events answering over DNS, resubscribe,
+leader change, fallback polling, serials, HTTP consistency)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+from fakemaster import FakeMaster, minimal_state, recordio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mesosdns.api import enumerate_body, hosts_body
+from mesosdns.app import App
+from mesosdns.config import parse_config
+from mesosdns.dns.answers import compile_answers
+from mesosdns.dns.protocol import DNSServer
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.metrics import RefreshStats
+from mesosdns.poller import Source
+from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.incremental import IncrementalGenerator
+from mesosdns.records.model import RecordSet
+from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.state.client import StateClient
+from mesosdns.state.model import State, Task
+from mesosdns.state.stream import RecordIODecoder, StreamError, Subscriber
+from mesosdns.state.v1 import Heartbeat, Subscribed, TaskAdded
+from mesosdns.stream_poller import Compiled, StreamCompilers, StreamPoller
+
+T = TypeVar("T")
+
+AGENT = "20160107-001256-134875658-5050-27524-S1"
+FW = "5b0e3a1c-8d2f-4c6e-9a7b-1f2e3d4c5b6a-0000"
+CLOSED = "127.0.0.1:1"  # nothing listens there
+
+
+def run(fn: Callable[[], Awaitable[T]], timeout: float = 20.0) -> T:
+    async def main() -> T:
+        return await asyncio.wait_for(fn(), timeout)
+
+    return asyncio.run(main())
+
+
+def cluster() -> dict[str, Any]:
+    doc = minimal_state()
+    doc["slaves"] = [
+        {"id": AGENT, "hostname": "10.0.1.1", "port": 5051, "pid": "slave(1)@10.0.1.1:5051"}
+    ]
+    doc["frameworks"] = [
+        {"id": FW, "name": "marathon", "hostname": "10.0.0.11", "tasks": [task("old", "10.0.2.9")]}
+    ]
+    return doc
+
+
+def task(name: str, ip: str | None = None, state: str = "TASK_RUNNING") -> dict[str, Any]:
+    statuses = []
+    if state == "TASK_RUNNING":
+        st_: dict[str, Any] = {"state": state, "timestamp": 1.0}
+        if ip:
+            st_["container_status"] = {"network_infos": [{"ip_addresses": [{"ip_address": ip}]}]}
+        statuses.append(st_)
+    return {
+        "id": f"{name}.1",
+        "name": name,
+        "framework_id": FW,
+        "slave_id": AGENT,
+        "state": state,
+        "statuses": statuses,
+        "resources": {"cpus": 0.1, "ports": "[31000-31000]"},
+    }
+
+
+async def until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+def fast_client() -> StateClient:
+    return StateClient(timeout_seconds=2.0, backoff=0.01, backoff_max=0.05)
+
+
+# -- RecordIO ---------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(st.binary(max_size=40), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_recordio_any_chunking(records: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(recordio(r) for r in records)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    decoder = RecordIODecoder()
+    got = [r for c in chunks for r in decoder.feed(c)]
+    assert got == records
+    assert decoder.pending == 0
+
+
+@pytest.mark.parametrize("data", [b"12x\n{}", b"-1\n", b"9" * 30, b"99999999999999\n"])
+def test_recordio_refuses_bad_framing(data: bytes) -> None:
+    with pytest.raises(StreamError):
+        RecordIODecoder(max_record=1 << 20).feed(data)
+
+
+# -- the subscriber ---------------------------------------------------------------
+
+
+def test_subscribe_gets_the_state_heartbeats_and_the_leader() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m:
+            m.heartbeat_interval = 0.05
+            client = StateClient(timeout_seconds=2.0, auth="basic", principal="p", secret="s")
+            m.basic_auth = ("p", "s")
+            async with client:
+                sub = await Subscriber(client).subscribe(["", m.address])
+                assert sub.master == m.address and sub.leader == m.pid
+                assert sub.stream_id == "stream-1"
+                batches = sub.batches()
+                first = await anext(batches)
+                assert isinstance(first[0], Subscribed)
+                assert sub.heartbeat_interval == 0.05
+                assert isinstance((await anext(batches))[0], Heartbeat)
+                sub.close()
+            assert m.api_calls == ["SUBSCRIBE", "GET_MASTER"]
+            headers = m.headers[0]
+            assert headers["Accept"] == "application/json"
+            assert headers["Content-Type"] == "application/json"
+            assert headers["Authorization"].startswith("Basic ")
+
+    run(go)
+
+
+def test_subscribe_follows_redirects_and_fails_over() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as leader, FakeMaster() as other, fast_client() as c:
+            other.api_redirect_to = f"//{leader.address}/api/v1"
+            sub = await Subscriber(c).subscribe(["", CLOSED, other.address])
+            assert sub.master == leader.address and sub.leader == leader.pid
+            sub.close()
+            leader.api_status = 503
+            with pytest.raises(StreamError, match="HTTP 503"):
+                await Subscriber(c).subscribe(["", leader.address])
+
+    run(go)
+
+
+def test_missed_heartbeats_and_a_closed_stream_break_the_subscription() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, fast_client() as c:
+            m.heartbeat_interval = 0.05
+            m.script = ["stall"]
+            sub = await Subscriber(c, heartbeat_factor=2.0).subscribe(["", m.address])
+            started = time.monotonic()
+            with pytest.raises(StreamError, match="nor heartbeat"):
+                async for _ in sub.batches():
+                    pass
+            assert 0.09 <= time.monotonic() - started < 2.0
+            sub.close()
+            m.script = [{"type": "HEARTBEAT"}, "close"]
+            sub = await Subscriber(c).subscribe(["", m.address])
+            with pytest.raises(StreamError, match="closed"):
+                async for _ in sub.batches():
+                    pass
+
+    run(go)
+
+
+def test_events_arrive_in_order() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, fast_client() as c:
+            sub = await Subscriber(c).subscribe(["", m.address])
+            batches = sub.batches()
+            await anext(batches)
+            await m.add_task(task("web", state="TASK_STAGING"))
+            got = await anext(batches)
+            assert isinstance(got[0], TaskAdded) and got[0].task.name == "web"
+            sub.close()
+
+    run(go)
+
+
+# -- the stream poller with the DNS server -----------------------------------
+
+
+class Harness:
+    """A StreamPoller publishing to a real DNS server on loopback."""
+
+    def __init__(self, masters: list[str], **kw: Any) -> None:
+        self.masters = masters
+        self.kw = kw
+        self.settings = DNSSettings(domain="mesos", listen_host="127.0.0.1", port=0)
+        self.store = SnapshotStore()
+        self.dns = DNSServer(self.settings)
+        self.client = fast_client()
+
+    async def __aenter__(self) -> Harness:
+        await self.dns.start()
+
+        def compile_fn(rs: RecordSet, serial: int, state: State, p: GeneratorParams) -> Compiled:
+            return compile_answers(rs, self.settings, serial), None
+
+        def publish(snap: Snapshot, compiled: Compiled) -> None:
+            self.dns.set_table(compiled[0])
+            self.store.publish(snap)
+
+        self.poller = StreamPoller(
+            Source(client=self.client, timeout=2.0),
+            GeneratorParams(listener_ips=("127.0.0.1",)),
+            self.store,
+            RefreshStats(),
+            refresh_seconds=self.kw.pop("refresh_seconds", 60.0),
+            compile=compile_fn,
+            publish=publish,
+            masters=lambda: self.masters,
+            compilers=lambda: StreamCompilers(self.settings),
+            subscriber=Subscriber(self.client, heartbeat_factor=2.0),
+            backoff=0.01,
+            backoff_max=0.1,
+            **self.kw,
+        )
+        self.poller.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.poller.stop()
+        await self.dns.stop()
+        await self.client.close()
+
+    async def answer(self, name: str, rdtype: str = "A") -> list[str]:
+        q = dns.message.make_query(name, rdtype)
+        r = await dns.asyncquery.udp(q, "127.0.0.1", port=self.dns.port, timeout=1.0)
+        if r.rcode() != dns.rcode.NOERROR:
+            return []
+        return sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+
+    async def answers_within(self, name: str, timeout: float = 5.0) -> float:
+        """Seconds until ``name`` answers over DNS."""
+        started = time.monotonic()
+        while not await self.answer(name):
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"{name} not answered within {timeout}s")
+            await asyncio.sleep(0.001)
+        return time.monotonic() - started
+
+
+def test_task_running_answers_over_dns_within_100ms() -> None:
+    """TASK_ADDED then TASK_UPDATED(RUNNING) at the master: the name answers
+    over DNS. The figure that counts is bench/stream.py's (many events, a
+    process of its own); here the median of a few must be under 100 ms."""
+
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, Harness(["", m.address]) as h:
+            await until(lambda: h.poller.streaming)
+            assert await h.answer("old.marathon.mesos.") == ["10.0.2.9"]
+            latencies = []
+            for i in range(5):
+                name = f"web{i}"
+                await m.add_task(task(name, state="TASK_STAGING"))
+                await m.update_task(FW, f"{name}.1", "TASK_RUNNING", ip=f"10.0.3.{i + 1}")
+                latencies.append(await h.answers_within(f"{name}.marathon.mesos."))
+                assert await h.answer(f"{name}.marathon.mesos.") == [f"10.0.3.{i + 1}"]
+            assert statistics.median(latencies) < 0.1, latencies
+            # and a kill removes it
+            await m.update_task(FW, "web0.1", "TASK_KILLED")
+            await until(
+                lambda: (
+                    h.store.current is not None
+                    and h.store.current.records.a.get("web0.marathon.mesos.") is None
+                )
+            )
+            q = dns.message.make_query("web0.marathon.mesos.", "A")
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=h.dns.port, timeout=1.0)
+            assert r.rcode() == dns.rcode.NXDOMAIN
+
+    run(go)
+
+
+def test_serial_moves_only_when_records_change_and_http_follows() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, Harness(["", m.address]) as h:
+            m.heartbeat_interval = 0.02
+            await until(lambda: h.poller.streaming)
+            snap = h.store.current
+            assert snap is not None
+            serial = snap.serial
+            events = h.poller.stream_stats.events
+            await until(lambda: h.poller.stream_stats.events >= events + 3)  # heartbeats
+            await m.update_task(FW, "old.1", "TASK_RUNNING", ip="10.0.2.9")  # same address
+            await until(lambda: h.poller.stream_stats.events >= events + 4)
+            assert h.store.current is snap and snap.serial == serial
+            await m.add_task(task("api", ip="10.0.4.1"))
+            await until(lambda: h.store.current is not snap)
+            new = h.store.current
+            assert new is not None and new.serial > serial
+            assert h.dns.table is not None and h.dns.table.serial == new.serial
+            assert hosts_body(new.records, "api.marathon.mesos") == [
+                {"host": "api.marathon.mesos.", "ip": "10.0.4.1"}
+            ]
+            body = enumerate_body(new.records)
+            tasks = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
+            assert tasks == ["old", "api"]
+
+    run(go)
+
+
+def test_large_srv_names_follow_within_the_deferral() -> None:
+    async def go() -> None:
+        async with (
+            FakeMaster(cluster()) as m,
+            Harness(["", m.address], defer_targets=1, defer_seconds=0.05) as h,
+        ):
+            await until(lambda: h.poller.streaming)
+            await m.add_task({**task("old", ip="10.0.2.8"), "id": "old.2"})
+            await h.answers_within("old.marathon.mesos.")
+            started = time.monotonic()
+            while len(await h.answer("_old._tcp.marathon.mesos.", "SRV")) < 2:
+                assert time.monotonic() - started < 2.0
+                await asyncio.sleep(0.005)
+            assert await h.answer("old.marathon.mesos.") == ["10.0.2.8", "10.0.2.9"]
+
+    run(go)
+
+
+def test_broken_stream_resubscribes_with_the_new_state() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, Harness(["", m.address], stable_after=0.0) as h:
+            await until(lambda: h.poller.streaming)
+            await m.stop()  # the stream breaks; nobody answers for a while
+            m._doc()["frameworks"][0]["tasks"].append(task("late", ip="10.0.5.1"))
+            await asyncio.sleep(0.1)
+            await m.start()
+            await h.answers_within("late.marathon.mesos.")
+            assert m.subscribes == 2 and h.poller.stream_stats.subscriptions == 2
+            assert await h.answer("old.marathon.mesos.") == ["10.0.2.9"]
+
+    run(go)
+
+
+def test_a_failure_applying_events_resubscribes(monkeypatch: pytest.MonkeyPatch) -> None:
+    put_task = IncrementalGenerator.put_task
+    failures = [RuntimeError("a bug")]
+
+    def broken(self: IncrementalGenerator, task: Task) -> None:
+        if failures:
+            raise failures.pop()
+        put_task(self, task)
+
+    monkeypatch.setattr(IncrementalGenerator, "put_task", broken)
+
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m, Harness(["", m.address], stable_after=0.0) as h:
+            await until(lambda: h.poller.streaming)
+            await m.add_task(task("web", ip="10.0.3.1"))
+            await h.answers_within("web.marathon.mesos.")  # from the new SUBSCRIBED
+            assert m.subscribes == 2 and not failures
+
+    run(go)
+
+
+def test_missed_heartbeat_counts_as_a_broken_stream() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m:
+            m.heartbeat_interval = 0.05
+            m.script = ["stall"]
+            async with Harness(["", m.address], stable_after=0.0) as h:
+                await until(lambda: h.poller.streaming)
+                m.script = []
+                await until(lambda: m.subscribes >= 2, timeout=3.0)
+                await until(lambda: h.poller.stream_stats.subscriptions >= 2)
+                assert h.poller.stream_stats.broken >= 1
+
+    run(go)
+
+
+def test_leader_change_follows_the_new_leader() -> None:
+    """The leader steps down (its streams end, it redirects to the new one):
+    the poller resubscribes there and the records follow its state."""
+
+    async def go() -> None:
+        async with FakeMaster(cluster()) as a, FakeMaster(cluster()) as b:
+            b._doc()["frameworks"][0]["tasks"].append(task("onb", ip="10.0.6.1"))
+            async with Harness(["", a.address, b.address], stable_after=0.0) as h:
+                await until(lambda: h.poller.streaming)
+                assert h.poller._sub is not None and h.poller._sub.master == a.address
+                srv = await h.answer("_leader._tcp.mesos.", "SRV")
+                assert srv == [f"0 1 {a.port} leader.mesos."]
+                a.api_redirect_to = f"//{b.address}/api/v1"
+                a.drop_streams()
+                await h.answers_within("onb.marathon.mesos.")
+                assert h.poller._sub is not None and h.poller._sub.master == b.address
+                srv = await h.answer("_leader._tcp.mesos.", "SRV")
+                assert srv == [f"0 1 {b.port} leader.mesos."]
+
+    run(go)
+
+
+def test_zookeeper_naming_another_leader_resubscribes() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as a, FakeMaster(cluster()) as b:
+            b._doc()["frameworks"][0]["tasks"].append(task("onb", ip="10.0.6.1"))
+            async with Harness([a.address, b.address]) as h:
+                await until(lambda: h.poller.streaming)
+                h.masters = [b.address, a.address]
+                h.poller.trigger()
+                await h.answers_within("onb.marathon.mesos.")
+                assert b.subscribes == 1
+
+    run(go)
+
+
+def test_without_the_operator_api_the_state_is_polled() -> None:
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m:
+            m.api_status = 404  # an old master: no /api/v1
+            async with Harness(["", m.address], refresh_seconds=0.2) as h:
+                await h.answers_within("old.marathon.mesos.")
+                assert not h.poller.streaming
+                m._doc()["frameworks"][0]["tasks"].append(task("polled", ip="10.0.7.1"))
+                await h.answers_within("polled.marathon.mesos.")
+                assert h.poller.stream_stats.fallback_polls >= 2
+                m.api_status = 200  # the API comes back: streaming again
+                await until(lambda: h.poller.streaming)
+                await m.add_task(task("streamed", ip="10.0.7.2"))
+                await h.answers_within("streamed.marathon.mesos.")
+
+    run(go)
+
+
+# -- the application in stream mode --------------------------------------------
+
+
+def test_the_application_in_stream_mode(tmp_path: Path) -> None:
+    """``stateSource: "stream"``: DNS, HTTP and the operator zones follow the
+    events; a config reload rebuilds without resubscribing."""
+    (tmp_path / "corp.zone").write_text(
+        "$TTL 300\n@ IN SOA ns1.corp.example. h.corp.example. ( 1 7200 3600 1209600 300 )\n"
+        "  IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+
+    def write_config(master: str, ttl: int) -> Path:
+        doc = {
+            "stateSource": "stream",
+            "masters": [master],
+            "port": 0,
+            "listener": "127.0.0.1",
+            "httpon": True,
+            "httpListener": "127.0.0.1",
+            "httpPort": 0,
+            "resolvers": ["127.0.0.1:9"],
+            "refreshSeconds": 1,
+            "stateTimeoutSeconds": 2,
+            "ttl": ttl,
+            "zones": [
+                {
+                    "name": "corp",
+                    "origin": "corp.example",
+                    "file": "corp.zone",
+                    "records": [
+                        {
+                            "type": "A",
+                            "name": "eval:{task.name}.apps.corp.example",
+                            "value": "{task.ip}",
+                        }
+                    ],
+                }
+            ],
+        }
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(doc))
+        return path
+
+    async def go() -> None:
+        async with FakeMaster(cluster()) as m:
+            path = write_config(m.address, 60)
+            config, _ = parse_config(path.read_bytes(), str(path))
+            app = App(config)
+            await app.start()
+            try:
+                assert isinstance(app.poller, StreamPoller)
+                assert app.dns is not None
+                port = app.dns.port
+
+                async def ask(name: str) -> dns.message.Message:
+                    q = dns.message.make_query(name, "A")
+                    return await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=1.0)
+
+                async def answers(name: str) -> list[str]:
+                    r = await ask(name)
+                    return sorted(rd.to_text() for rrset in r.answer for rd in rrset)
+
+                await until(lambda: app.poller is not None and app.poller.streaming)
+                await m.add_task(task("web", ip="10.0.8.1"))
+                await until_async(lambda: answers("web.marathon.mesos."), ["10.0.8.1"])
+                # the operator zone's template follows within refreshSeconds
+                await until_async(lambda: answers("web.apps.corp.example."), ["10.0.8.1"], 5.0)
+                async with aiohttp.ClientSession() as session:
+                    url = f"http://127.0.0.1:{app.http_port}/v1/enumerate"
+                    async with session.get(url) as resp:
+                        body = await resp.json()
+                names = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
+                assert names == ["old", "web"]
+                # SIGHUP with a new TTL: rebuilt from the current state
+                write_config(m.address, 7)
+                app.reload()
+                await until_async(lambda: ttl_of(ask("web.marathon.mesos.")), 7, 5.0)
+                assert m.subscribes == 1
+            finally:
+                await app.stop()
+
+    run(go)
+
+
+async def ttl_of(reply: Awaitable[dns.message.Message]) -> int:
+    r = await reply
+    return r.answer[0].ttl if r.answer else -1
+
+
+async def until_async(
+    probe: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 2.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = await probe()
+        if got == expected:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"got {got!r}, expected {expected!r}")
