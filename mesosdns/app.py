@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,27 @@ from mesosdns.zones.match import CompiledZones
 from mesosdns.zones.service import ZoneCompiler
 
 log = logging.getLogger(__name__)
+
+# seconds an idle HTTP keep-alive connection is kept (aiohttp's default is an hour)
+HTTP_KEEPALIVE = 15.0
+
+
+class _OncePerMinute(logging.Filter):
+    """Lets one record through per minute: aiohttp logs every malformed request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last < 60.0:
+            return False
+        self.last = now
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_OncePerMinute())
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
@@ -181,7 +203,8 @@ class App:
                 stats.forward.failed += 1
 
         self.api = API(self.config, self.store, metrics, count)
-        self.http = web.AppRunner(self.api.app(), access_log=None, handle_signals=False)
+        self.http = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
+                                    keepalive_timeout=HTTP_KEEPALIVE)
         await self.http.setup()
         site = web.TCPSite(self.http, self.config.http_listener, self.config.http_port)
         await site.start()

@@ -116,7 +116,7 @@ class Config:
     )
     resolvers: tuple[str, ...] = ("8.8.8.8",)
     ip_sources: tuple[str, ...] = ("netinfo", "mesos", "host")
-    zk: str = ""
+    zk: str = field(default="", repr=False)  # may carry user:password@
     domain: str = "mesos"  # lower-cased
     file: str = ""  # absolute path of the config file ("" when parsed from text)
     listener: str = "0.0.0.0"
@@ -222,7 +222,7 @@ def _go_view(c: Config, soa_serial: int) -> dict[str, object]:
         "ZoneResolvers": {z: list(c.zone_resolvers[z]) for z in sorted(c.zone_resolvers)},
         "Resolvers": list(c.resolvers),
         "IPSources": list(c.ip_sources),
-        "Zk": c.zk,
+        "Zk": mask_url_password(c.zk),
         "Domain": c.domain,
         "File": c.file,
         "Listener": c.listener,
@@ -674,7 +674,7 @@ def _check_sources(d: _Decoded) -> None:
         try:
             parse_zk_url(zk)
         except ValueError as exc:
-            d.problem("zk", f"{zk!r}: {exc}")
+            d.problem("zk", f"{mask_url_password(zk)!r}: {exc}")
 
 
 def _check_resolvers(d: _Decoded, resolv_conf: str) -> None:
@@ -782,6 +782,27 @@ def _check_listeners(d: _Decoded) -> None:
             d.values[attr] = "0.0.0.0"
         elif _canonical_ip(text) is None:
             d.problem(attr, f"{text!r} is not an IP address")
+
+
+_PATH_KEYS: Final = ("ca_cert_file", "cert_file", "key_file", "iam_config_file", "state_file")
+
+
+def _check_paths(d: _Decoded) -> None:
+    """A file name with a NUL byte can be neither opened nor passed on."""
+    for attr in _PATH_KEYS:
+        if "\x00" in (_get(d, attr) or ""):
+            d.problem(attr, "contains a NUL byte")
+            d.values[attr] = ""  # so the later checks do not try to open it
+
+
+def mask_url_password(url: str) -> str:
+    """``zk://user:secret@hosts/path`` -> ``zk://user:******@hosts/path``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    auth, _, hosts = rest.partition("@")
+    user, colon, _secret = auth.partition(":")
+    return f"{scheme}://{user}{':******' if colon else ''}@{hosts}"
 
 
 def _check_tls(d: _Decoded) -> None:
@@ -960,7 +981,7 @@ def parse_config(
     d = _decode_document(_parse_json(data, source))
     base_dir = os.path.dirname(file) if file else os.getcwd()
     for check in (_check_services, _check_sources, _check_ip_sources, _check_domains,
-                  _check_listeners, _check_tls, _check_auth):
+                  _check_listeners, _check_paths, _check_tls, _check_auth):
         check(d)
     _check_resolvers(d, resolv_conf)
     _check_extensions(d, base_dir)

@@ -52,6 +52,8 @@ def send(port: int, request: bytes, timeout: float = 3.0) -> tuple[int, bytes]:
         try:
             while chunk := sock.recv(65536):
                 data += chunk
+                if complete(data):
+                    break
         except ConnectionResetError:
             pass
         except TimeoutError:  # answered, but left open (an announced body never came)
@@ -63,6 +65,18 @@ def send(port: int, request: bytes, timeout: float = 3.0) -> tuple[int, bytes]:
     parts = status_line.split(b" ")
     assert parts[0].startswith(b"HTTP/"), data[:200]
     return int(parts[1]), data
+
+
+def complete(data: bytes) -> bool:
+    """Has a whole response (headers and a Content-Length body) arrived?"""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value.strip())
+    return False
 
 
 def get(path: bytes, extra: bytes = b"", method: bytes = b"GET") -> bytes:

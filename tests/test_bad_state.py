@@ -8,8 +8,6 @@ that must keep resolving whatever happens to the victim. A broken *item* is
 skipped and counted, the rest published; a broken *document* (not JSON, not
 an object, no leader) is refused and the last good records stay.
 
-Tests marked ``xfail(strict=True)`` show gaps found here, in code outside
-this test's reach (see docs/reliability.md, "Known gaps").
 """
 
 from __future__ import annotations
@@ -236,12 +234,6 @@ def test_broken_document_keeps_records_logged_once_and_counted(
     assert "state refresh recovered" in caplog.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: the JSON decoder's UnicodeDecodeError (invalid UTF-8) and RecursionError "
-    "(deep nesting) are not translated into StateError: counted as 'internal', "
-    "logged with a traceback",
-)
 @pytest.mark.parametrize("name", list(UNDECODABLE))
 def test_undecodable_document_is_a_state_error(env: tuple[AppThread, Path], name: str) -> None:
     app, state = env
@@ -275,11 +267,6 @@ def test_missing_state_file_keeps_records(env: tuple[AppThread, Path]) -> None:
 # -- missing or mistyped sections ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a state without a 'frameworks' or 'slaves' list is published as an "
-    "empty cluster (every task record goes) instead of being refused",
-)
 @pytest.mark.parametrize(
     "change",
     [
@@ -307,13 +294,16 @@ def test_missing_or_mistyped_section_keeps_records(
 
 
 def test_missing_or_mistyped_section_is_counted(env: tuple[AppThread, Path]) -> None:
-    """What holds today: a mistyped section is counted as a skipped item."""
+    """A mistyped section refuses the document, counted as an invalid state."""
     app, state = env
+    before = app.app.refresh_stats.failures_by_kind or {}
     doc = good_state()
     doc["frameworks"] = "x"
     write(state, doc)
-    assert app.refresh()
-    assert app.app.refresh_stats.skipped_items == 1
+    assert not app.refresh()
+    after = app.app.refresh_stats.failures_by_kind or {}
+    assert after.get("invalid_state", 0) == before.get("invalid_state", 0) + 1
+    assert_good_records(app)
 
 
 # -- huge, odd and hostile values ------------------------------------------------

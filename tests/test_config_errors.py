@@ -94,12 +94,6 @@ def test_many_bad_keys_at_once(doc: dict[str, Any]) -> None:
     check({**BASE, **doc})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a NUL byte in a file name raises ValueError from open()/ssl: a traceback "
-    "and exit status 1 (caCertFile, certFile, zones[].file), or a config that loads and "
-    "then fails every refresh as 'internal' (stateFile)",
-)
 @pytest.mark.parametrize(
     "doc",
     [

@@ -4,8 +4,6 @@ never in ``/v1/config``, ``/metrics``, logs (every logger, DEBUG included,
 over a run with basic auth against masters that fail in every way) or error
 messages.
 
-Tests marked ``xfail(strict=True)`` show gaps found here, in code outside
-this test's reach (see docs/reliability.md, "Known gaps").
 """
 
 from __future__ import annotations
@@ -167,11 +165,6 @@ def test_config_errors_never_show_the_secret(doc: dict[str, object]) -> None:
 ZK_URL = f"zk://jdoe:{ZK_PASSWORD}@127.0.0.1:1/mesos"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: the zk URL's digest credentials are shown as they are in /v1/config "
-    "('Zk'), in the startup configuration summary and in repr(Config)",
-)
 def test_zk_password_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
     config, _ = parse_config(json.dumps({"zk": ZK_URL, "zkDetectionTimeout": 0}))
     assert ZK_PASSWORD not in json.dumps(config.redacted())
@@ -181,10 +174,6 @@ def test_zk_password_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
     assert ZK_PASSWORD not in repr(config)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: a malformed zk URL is quoted in full in the config error, password included",
-)
 def test_zk_password_is_not_in_config_errors() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(json.dumps({"zk": f"zk://jdoe:{ZK_PASSWORD}@/mesos"}))

@@ -166,12 +166,8 @@ class RecursionACL:
 
     def __init__(self, cidrs: tuple[str, ...], max_cached: int = 4096) -> None:
         nets = [ipaddress.ip_network(c, strict=False) for c in cidrs]
-        self.v4 = tuple(
-            (int(n.network_address), int(n.netmask)) for n in nets if n.version == 4
-        )
-        self.v6 = tuple(
-            (int(n.network_address), int(n.netmask)) for n in nets if n.version == 6
-        )
+        self.v4 = tuple((int(n.network_address), int(n.netmask)) for n in nets if n.version == 4)
+        self.v6 = tuple((int(n.network_address), int(n.netmask)) for n in nets if n.version == 6)
         # everyone: no check at all on the forwarding path
         self.everyone = any(n.prefixlen == 0 for n in nets if n.version == 4) and any(
             n.prefixlen == 0 for n in nets if n.version == 6

@@ -343,6 +343,8 @@ def leader_of(body: bytes) -> str:
         raise _Failed("state is not a JSON object", "invalid_json") from None
     except msgspec.DecodeError as exc:
         raise _Failed(f"invalid JSON: {exc}", "invalid_json") from None
+    except (UnicodeError, RecursionError, ValueError) as exc:
+        raise _Failed(f"undecodable JSON: {type(exc).__name__}", "invalid_json") from None
     if not isinstance(leader, str) or not leader:
         raise _Failed("state names no leader", "no_leader")
     return leader
@@ -371,4 +373,8 @@ def load_state_file(path: str | Path) -> bytes:
         raise StateError(f"state file {str(path)!r} is not a JSON object") from None
     except msgspec.DecodeError as exc:
         raise StateError(f"state file {str(path)!r} is not valid JSON: {exc}") from None
+    except (UnicodeError, RecursionError, ValueError) as exc:
+        raise StateError(
+            f"state file {str(path)!r} cannot be decoded: {type(exc).__name__}"
+        ) from None
     return data

@@ -166,7 +166,15 @@ class State(msgspec.Struct, frozen=True, gc=False):
         return split_host_port(parts[1])
 
 
-_DECODER = msgspec.json.Decoder(State)
+class _Doc(msgspec.Struct, frozen=True, gc=False):
+    """The top level as decoded: sections may be absent (None) here."""
+
+    leader: str = ""
+    frameworks: tuple[Framework, ...] | None = None
+    slaves: tuple[Agent, ...] | None = None
+
+
+_DECODER = msgspec.json.Decoder(_Doc)
 
 
 def split_host_port(text: str) -> tuple[str, str] | None:
@@ -226,21 +234,43 @@ def parse_ports(text: str) -> tuple[int, ...]:
 
 
 def parse_state(data: bytes | str | dict[str, Any]) -> State:
-    """Parse a ``/master/state`` document (bytes, text or already decoded)."""
+    """Parse a ``/master/state`` document (bytes, text or already decoded).
+
+    A document without a ``frameworks`` or ``slaves`` list is refused (a
+    StateError keeps the last good records) rather than read as an empty
+    cluster, which would withdraw every record at once.
+    """
     with gc_paused():
-        if isinstance(data, dict):
-            return _lenient(data)
         try:
-            state = _DECODER.decode(data)
-        except msgspec.ValidationError:
-            try:
-                doc = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise StateError(f"state is not valid JSON: {exc}") from None
-            return _lenient(doc)
-        except msgspec.DecodeError as exc:
+            return _parse(data)
+        except (UnicodeError, RecursionError, ValueError) as exc:
+            # invalid UTF-8, nesting too deep for a decoder, ... : a bad
+            # document like any other (msgspec/orjson errors are ValueErrors)
+            raise StateError(f"state cannot be decoded: {type(exc).__name__}") from None
+
+
+def _parse(data: bytes | str | dict[str, Any]) -> State:
+    if isinstance(data, dict):
+        return _lenient(data)
+    try:
+        doc = _DECODER.decode(data)
+    except msgspec.ValidationError:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
             raise StateError(f"state is not valid JSON: {exc}") from None
-        return _checked(state, 0)
+        return _lenient(raw)
+    except msgspec.DecodeError as exc:
+        raise StateError(f"state is not valid JSON: {exc}") from None
+    if doc.frameworks is None or doc.slaves is None:
+        raise StateError(_missing_sections(doc.frameworks is None, doc.slaves is None))
+    state = State(leader=doc.leader, frameworks=doc.frameworks, agents=doc.slaves)
+    return _checked(state, 0)
+
+
+def _missing_sections(frameworks: bool, slaves: bool) -> str:
+    names = [n for n, missing in (("frameworks", frameworks), ("slaves", slaves)) if missing]
+    return "state has no " + " and no ".join(f"'{n}' list" for n in names)
 
 
 def _checked(state: State, skipped: int) -> State:
@@ -283,6 +313,11 @@ def _lenient(doc: Any) -> State:
     leader = doc.get("leader")
     if not isinstance(leader, str) or not leader:
         raise StateError("state names no leader")
+    sections = doc.get("frameworks"), doc.get("slaves")
+    if not all(isinstance(section, list) for section in sections):
+        raise StateError(
+            _missing_sections(*(not isinstance(section, list) for section in sections))
+        )
     c = _Counter()
     frameworks = []
     for raw in c.items(doc.get("frameworks")):

@@ -485,6 +485,9 @@ class _ZoneChecker:
         return out
 
     def zone_file(self, path: str, origin: str) -> list[RR]:
+        if "\x00" in path:
+            self.problem("file", "contains a NUL byte")
+            return []
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
