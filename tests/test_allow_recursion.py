@@ -83,7 +83,7 @@ class Env:
         ]
         loaded = load_zones(zones, domains=["mesos"])
         assert loaded.problems == []
-        state = parse_state(b'{"leader": "master@10.0.0.1:5050"}')
+        state = parse_state(b'{"leader": "master@10.0.0.1:5050", "frameworks": [], "slaves": []}')
         params = GeneratorParams(domain="mesos", masters=("",))
         compiled = compile_zones(
             loaded.zones, s, SERIAL, state=state, params=params, records=None, reverse_ptr=False

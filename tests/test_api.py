@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
+from test_config import GO_NAMES
 
 import mesosdns.api as api_module
 from mesosdns import __version__
@@ -43,46 +44,7 @@ SERIAL = 1_700_000_000
 T = TypeVar("T")
 
 # The original's Config struct, as Go's json.Marshal writes it (declaration order).
-GO_FIELDS = [
-    "RefreshSeconds",
-    "Port",
-    "Timeout",
-    "StateTimeoutSeconds",
-    "ZkDetectionTimeout",
-    "HttpPort",
-    "TTL",
-    "SRVRecordDefaultWeight",
-    "SOASerial",
-    "SOARefresh",
-    "SOARetry",
-    "SOAExpire",
-    "SOAMinttl",
-    "SOAMname",
-    "SOARname",
-    "Masters",
-    "ZoneResolvers",
-    "Resolvers",
-    "IPSources",
-    "Zk",
-    "Domain",
-    "File",
-    "Listener",
-    "HTTPListener",
-    "RecurseOn",
-    "DnsOn",
-    "HttpOn",
-    "ExternalOn",
-    "EnforceRFC952",
-    "SetTruncateBit",
-    "EnumerationOn",
-    "MesosHTTPSOn",
-    "CACertFile",
-    "CertFile",
-    "KeyFile",
-    "MesosCredentials",
-    "IAMConfigFile",
-    "MesosAuthentication",
-]
+GO_FIELDS = GO_NAMES
 EMPTY_HOSTS = [{"host": "", "ip": ""}]
 EMPTY_SERVICES = [{"service": "", "host": "", "ip": "", "port": ""}]
 
