@@ -199,18 +199,23 @@ def raw_tcp(port: int, packets: list[bytes], expect: int, timeout: float = 2.0) 
     """Send length-framed packets in one write; read ``expect`` replies."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(b"".join(struct.pack(">H", len(p)) + p for p in packets))
-        out = []
-        buf = b""
-        while len(out) < expect:
-            chunk = s.recv(65535)
-            if not chunk:
-                break
-            buf += chunk
-            while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
-                size = struct.unpack(">H", buf[:2])[0]
-                out.append(buf[2 : 2 + size])
-                buf = buf[2 + size :]
-        return out
+        return read_frames(s, expect)
+
+
+def read_frames(sock: socket.socket, count: int) -> list[bytes]:
+    """Read up to ``count`` length-framed DNS messages (fewer if the peer closes)."""
+    out: list[bytes] = []
+    buf = b""
+    while len(out) < count:
+        chunk = sock.recv(65535)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
+            size = struct.unpack(">H", buf[:2])[0]
+            out.append(buf[2 : 2 + size])
+            buf = buf[2 + size :]
+    return out
 
 
 def section_texts(section: list[dns.rrset.RRset]) -> list[str]:

@@ -44,7 +44,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 import pytest
-from dns_support import ServerThread, compile_table, settings
+from dns_support import ServerThread, compile_table, read_frames, settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -541,21 +541,6 @@ def test_udp_loopback(live: ServerThread, udp_client: UDPClient, case: Case) -> 
 
 def frame(message: bytes) -> bytes:
     return struct.pack(">H", len(message)) + message
-
-
-def read_frames(sock: socket.socket, count: int) -> list[bytes]:
-    out: list[bytes] = []
-    buf = b""
-    while len(out) < count:
-        chunk = sock.recv(65535)
-        if not chunk:
-            break
-        buf += chunk
-        while len(buf) >= 2 and len(buf) >= 2 + struct.unpack(">H", buf[:2])[0]:
-            size = struct.unpack(">H", buf[:2])[0]
-            out.append(buf[2 : 2 + size])
-            buf = buf[2 + size :]
-    return out
 
 
 @hsettings(max_examples=300 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))

@@ -354,6 +354,11 @@ def pack_v6(text: str) -> bytes | None:
     return packed
 
 
+# an SRV name's records per ordering, their glue per ordering, and whether a
+# target could not be formatted
+SRVShape = tuple[tuple[tuple[bytes, ...], ...], tuple[list["_Glue"], ...], bool]
+
+
 def _orderings(n: int, rng: random.Random) -> list[list[int]]:
     """Up to MAX_ROTATIONS orderings of n records, each led by a different one."""
     count = min(n, MAX_ROTATIONS)
@@ -436,6 +441,13 @@ class _Compiler:
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
+        variants, glues, failed = self._srv_shape(targets)
+        if not variants:
+            return None, failed
+        return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], variants, glues), failed
+
+    def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
+        """The records of ``targets`` in each ordering, with their glue."""
         failed = False
         rrs: list[bytes] = []
         glue: list[_Glue] = []
@@ -445,30 +457,34 @@ class _Compiler:
                 failed = True
                 continue
             failed |= g.failed
-            port = struct.pack(">H", target.port & 0xFFFF)
-            rrs.append(g.srv_prefix + port + g.twire)
+            rrs.append(g.srv_prefix + struct.pack(">H", target.port & 0xFFFF) + g.twire)
             glue.append(g)
         if not rrs:
-            return None, failed
-        qsec = wname + _QTAIL[wire.TYPE_SRV]
-        variants: list[tuple[bytes, ...]] = []
+            return (), (), failed
+        orders = _orderings(len(rrs), self.rng)
+        variants = tuple(tuple(rrs[i] for i in order) for order in orders)
+        glues = tuple([glue[i] for i in order] for order in orders)
+        return variants, glues, failed
+
+    def _srv_from_shape(
+        self, qsec: bytes, variants: tuple[tuple[bytes, ...], ...], glues: tuple[list[_Glue], ...]
+    ) -> Entry:
+        """The SRV entry for one question: additional sections and 512-byte tails."""
         adds: list[tuple[bytes, int]] = []
         tails: list[bytes] = []
         truncs: set[bool] = set()
-        for order in _orderings(len(rrs), self.rng):
-            ans = tuple(rrs[i] for i in order)
-            add, nadd = _glue_section(qsec, ans, [glue[i] for i in order])
-            variants.append(ans)
+        for ans, glue in zip(variants, glues, strict=True):
+            add, nadd = _glue_section(qsec, ans, glue)
             adds.append((add, nadd))
             tail, truncated = _tail(qsec, ans, add, nadd, wire.MIN_UDP_PAYLOAD)
             tails.append(tail)
             truncs.add(truncated)
-        e = Entry(_KIND_SRV, qsec, tuple(variants), tuple(adds))
+        e = Entry(_KIND_SRV, qsec, variants, tuple(adds))
         e.t512 = tuple(tails)
         e.fl512 = self.fl_tc if True in truncs else self.fl_ok
         if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
             e.t512 = ()
-        return e, failed
+        return e
 
     def _target(self, host: str) -> _Glue | None:
         """What an SRV target needs, computed once per host per compile."""

@@ -36,7 +36,6 @@ path), and ``info.skipped_names`` keeps the count of the full compile.
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, overload
@@ -44,19 +43,15 @@ from typing import TypeVar, overload
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import Renamer, alias_settings, overlaps
 from mesosdns.dns.answers import (
-    _KIND_SRV,
     _QTAIL,
     HOT_PREFIX,
     AnswerTable,
     Entry,
+    SRVShape,
     TableInfo,
     _compile_name,
     _compile_zone,
     _Compiler,
-    _Glue,
-    _glue_section,
-    _orderings,
-    _tail,
     _zones_inside,
     ns_record,
     soa_record,
@@ -301,7 +296,7 @@ class _LiveCompiler(_Compiler):
     def __init__(self, rs: RecordSet, settings: DNSSettings, rng: random.Random) -> None:
         super().__init__(rs, settings, rng)
         # per update: targets -> (orderings of the records, of their glue) or None
-        self.shapes: dict[tuple[SRVTarget, ...], _Shape] = {}
+        self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
         # per update: (targets, question length) -> entry
         self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
 
@@ -332,52 +327,16 @@ class _LiveCompiler(_Compiler):
             return e, failed
         shape = self.shapes.get(tkey)
         if shape is None:
-            shape = self.shapes[tkey] = self._shape(tkey)
+            shape = self.shapes[tkey] = self._srv_shape(tkey)
         variants, glues, failed = shape
         if not variants:
             self.memo[key] = (None, failed)
             return None, failed
-        adds: list[tuple[bytes, int]] = []
-        tails: list[bytes] = []
-        truncs: set[bool] = set()
-        for ans, glue in zip(variants, glues, strict=True):
-            add, nadd = _glue_section(qsec, ans, glue)
-            adds.append((add, nadd))
-            tail, truncated = _tail(qsec, ans, add, nadd, wire.MIN_UDP_PAYLOAD)
-            tails.append(tail)
-            truncs.add(truncated)
-        e = Entry(_KIND_SRV, qsec, variants, tuple(adds))
-        e.t512 = tuple(tails)
-        e.fl512 = self.fl_tc if True in truncs else self.fl_ok
-        if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
-            e.t512 = ()
+        e = self._srv_from_shape(qsec, variants, glues)
         self.memo[key] = (e, failed)
         return e, failed
 
-    def _shape(self, targets: tuple[SRVTarget, ...]) -> _Shape:
-        """The records of ``targets`` in each ordering, with their glue."""
-        failed = False
-        rrs: list[bytes] = []
-        glue: list[_Glue] = []
-        for target in targets:
-            g = self._target(target.host)
-            if g is None:
-                failed = True
-                continue
-            failed |= g.failed
-            rrs.append(g.srv_prefix + struct.pack(">H", target.port & 0xFFFF) + g.twire)
-            glue.append(g)
-        if not rrs:
-            return (), (), failed
-        orders = _orderings(len(rrs), self.rng)
-        variants = tuple(tuple(rrs[i] for i in order) for order in orders)
-        glues = tuple([glue[i] for i in order] for order in orders)
-        return variants, glues, failed
 
-
-# an SRV name's records per ordering, their glue per ordering, and whether a
-# target could not be formatted
-_Shape = tuple[tuple[tuple[bytes, ...], ...], tuple[list[_Glue], ...], bool]
 
 
 def _has(rs: RecordSet, name: str) -> bool:
