@@ -311,7 +311,7 @@ def check_records(gen: IncrementalGenerator, ref: Reference) -> None:
 
 def entry_form(e: Any) -> tuple[Any, ...]:
     """An entry without what its orderings (random) decide."""
-    return (e.kind, e.qsec, e.n, frozenset(e.ans[0]), e.add[0][1], e.fl512, len(e.t512) > 0)
+    return (e.kind, e.qsec, e.n, frozenset(e.rrs), e.additional(0)[1], e.fl512, len(e.t512) > 0)
 
 
 def check_glue(table: AnswerTable, rs: RecordSet) -> None:
@@ -324,7 +324,7 @@ def check_glue(table: AnswerTable, rs: RecordSet) -> None:
         name = e.qsec[:-4]
         text = _text(name)
         zone = table if text.endswith(".mesos.") else table.aliases[0]
-        blob = e.add[0][0]
+        blob = e.additional(0)[0]
         for target in zone.rs.srv.get(text, ()):
             for values, pack, head in (
                 (zone.rs.a.get(target.host), pack_v4, b"\x00\x01\x00\x01"),

@@ -71,30 +71,63 @@ class Entry:
     Hot fields, for a lower-case question over UDP without EDNS: ``t512``
     holds one ready reply tail (counts, question, records) per ordering,
     within 512 bytes, and ``fl512`` the matching header flag table (TC set
-    when the 512-byte variant was truncated). A/AAAA sets that fit keep every
-    rotation, so each address comes first equally often; SRV sets and bigger
-    A/AAAA sets keep up to `MAX_ROTATIONS` orderings.
+    when the 512-byte variant was truncated).
 
-    ``ans`` / ``add`` describe the full answers, for other sizes (EDNS, TCP)
-    and for questions in another case.
+    ``rrs`` holds the answer records. A/AAAA: in the values' order, rotated
+    at query time, so each address comes first equally often (``t512`` has
+    every rotation when the set fits 512 bytes, else `MAX_ROTATIONS`). SRV:
+    in one random order; the orderings are its rotations that start at
+    ``starts`` (up to `MAX_ROTATIONS`, each led by a different record), and
+    ``glue`` holds each record's target, for the additional section.
+
+    The additional sections are built when first needed (`additional`): a
+    reply of a large SRV name over 512 bytes drops them anyway, and building
+    them for every ordering of every SRV name would cost more than the
+    rest of the entry (stream mode recompiles SRV names at each task change).
     """
 
-    __slots__ = ("add", "ans", "fl512", "kind", "n", "qsec", "t512")
+    __slots__ = ("adds", "fl512", "glue", "kind", "n", "qsec", "rrs", "starts", "t512")
 
     def __init__(
         self,
         kind: int,
         qsec: bytes,
-        ans: tuple[tuple[bytes, ...], ...],
-        add: tuple[tuple[bytes, int], ...],
+        rrs: tuple[bytes, ...],
+        starts: tuple[int, ...] = (0,),
+        glue: tuple[_Glue, ...] | None = None,
+        adds: list[tuple[bytes, int] | None] | None = None,
     ) -> None:
         self.kind = kind
         self.qsec = qsec  # the question section, lower case, class IN
-        self.ans = ans  # per ordering (A/AAAA: one, rotated at query time)
-        self.add = add  # per ordering: (additional bytes, record count)
-        self.n = len(ans[0])
+        self.rrs = rrs
+        self.starts = starts  # SRV: where each ordering starts in ``rrs``
+        self.glue = glue  # SRV: the target of each record of ``rrs``
+        # SRV, per ordering: (additional bytes, record count) once built.
+        # Entries for questions of the same length may share this list: the
+        # sections' pointers depend on the question's length only.
+        if adds is None:
+            adds = [None] * len(starts)
+        self.adds: list[tuple[bytes, int] | None] = adds
+        self.n = len(rrs)
         self.t512: tuple[bytes, ...] = ()
         self.fl512: tuple[bytes, ...] = ()
+
+    def ordering(self, v: int) -> tuple[bytes, ...]:
+        """The answer records of ordering ``v`` (SRV)."""
+        k = self.starts[v]
+        rrs = self.rrs
+        return rrs[k:] + rrs[:k] if k else rrs
+
+    def additional(self, v: int) -> tuple[bytes, int]:
+        """The additional section of ordering ``v``: (bytes, record count)."""
+        got = self.adds[v]
+        if got is None:
+            if self.glue is None:
+                return b"", 0
+            k = self.starts[v]
+            glue = self.glue[k:] + self.glue[:k] if k else self.glue
+            got = self.adds[v] = _glue_section(self.qsec, self.ordering(v), glue)
+        return got
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +223,13 @@ class AnswerTable:
     ) -> bytes:
         """A full reply from an entry, for any question case and size limit."""
         if e.kind == _KIND_SRV:
-            v = ctr % len(e.ans)
-            ans: Sequence[bytes] = e.ans[v]
-            add, nadd = e.add[v]
+            v = ctr % len(e.starts)
+            ans: Sequence[bytes] = e.ordering(v)
+            size = wire.HEADER_LEN + len(question) + len(opt) + sum(map(len, ans))
+            # too big already: the additional section would be dropped
+            add, nadd = e.additional(v) if size <= limit else (b"", 0)
         else:
-            rrs = e.ans[0]
+            rrs = e.rrs
             k = ctr % e.n
             ans = rrs[k:] + rrs[:k]
             add, nadd = b"", 0
@@ -354,21 +389,18 @@ def pack_v6(text: str) -> bytes | None:
     return packed
 
 
-# an SRV name's records per ordering, their glue per ordering, and whether a
-# target could not be formatted
-SRVShape = tuple[tuple[tuple[bytes, ...], ...], tuple[list["_Glue"], ...], bool]
+# an SRV name's records in one random order, each record's target (for the
+# additional section), where the orderings start, and whether a target could
+# not be formatted
+SRVShape = tuple[tuple[bytes, ...], tuple["_Glue", ...], tuple[int, ...], bool]
 
 
-def _orderings(n: int, rng: random.Random) -> list[list[int]]:
-    """Up to MAX_ROTATIONS orderings of n records, each led by a different one."""
+def _starts(n: int) -> tuple[int, ...]:
+    """Where up to MAX_ROTATIONS rotations of n records start: evenly apart,
+    so each ordering is led by a different record (every record leads one
+    when n <= MAX_ROTATIONS)."""
     count = min(n, MAX_ROTATIONS)
-    out = []
-    for j in range(count):
-        first = j * n // count
-        rest = [i for i in range(n) if i != first]
-        rng.shuffle(rest)
-        out.append([first, *rest])
-    return out
+    return tuple(j * n // count for j in range(count))
 
 
 def _tail(
@@ -387,6 +419,9 @@ def _tail(
             break
         kept.append(rr)
     return struct.pack(">HHHH", 1, len(kept), 0, 0) + qsec + b"".join(kept), True
+
+
+pack_counts = struct.Struct(">HHHH").pack
 
 
 class _Compiler:
@@ -426,7 +461,7 @@ class _Compiler:
             return None, failed
         qsec = wname + (_QTAIL[wire.TYPE_A] if kind == _KIND_A else _QTAIL[wire.TYPE_AAAA])
         ans = tuple(rrs)
-        e = Entry(kind, qsec, (ans,), ((b"", 0),))
+        e = Entry(kind, qsec, ans)
         n = len(ans)
         fits = wire.HEADER_LEN + len(qsec) + n * rrlen <= wire.MIN_UDP_PAYLOAD
         count = n if fits else min(n, MAX_ROTATIONS)
@@ -441,49 +476,68 @@ class _Compiler:
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
-        variants, glues, failed = self._srv_shape(targets)
-        if not variants:
-            return None, failed
-        return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], variants, glues), failed
+        shape = self._srv_shape(targets)
+        if not shape[0]:
+            return None, shape[3]
+        return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], shape), shape[3]
 
     def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
-        """The records of ``targets`` in each ordering, with their glue."""
+        """The records of ``targets`` in a random order, with their glue."""
         failed = False
-        rrs: list[bytes] = []
-        glue: list[_Glue] = []
+        pairs: list[tuple[bytes, _Glue]] = []
+        pack = struct.pack
         for target in targets:
             g = self._target(target.host)
             if g is None:
                 failed = True
                 continue
             failed |= g.failed
-            rrs.append(g.srv_prefix + struct.pack(">H", target.port & 0xFFFF) + g.twire)
-            glue.append(g)
-        if not rrs:
-            return (), (), failed
-        orders = _orderings(len(rrs), self.rng)
-        variants = tuple(tuple(rrs[i] for i in order) for order in orders)
-        glues = tuple([glue[i] for i in order] for order in orders)
-        return variants, glues, failed
+            pairs.append((g.srv_prefix + pack(">H", target.port & 0xFFFF) + g.twire, g))
+        if not pairs:
+            return (), (), (), failed
+        if len(pairs) > 1:
+            self.rng.shuffle(pairs)
+        rrs, glue = zip(*pairs, strict=True)
+        return rrs, glue, _starts(len(rrs)), failed
 
-    def _srv_from_shape(
-        self, qsec: bytes, variants: tuple[tuple[bytes, ...], ...], glues: tuple[list[_Glue], ...]
-    ) -> Entry:
-        """The SRV entry for one question: additional sections and 512-byte tails."""
-        adds: list[tuple[bytes, int]] = []
+    def _srv_from_shape(self, qsec: bytes, shape: SRVShape) -> Entry:
+        """The SRV entry for one question, with its 512-byte tails.
+
+        The additional sections are built here only when the answers fit in
+        512 bytes (the tails need them); otherwise on first use.
+        """
+        rrs, glue, starts, _ = shape
+        e = Entry(_KIND_SRV, qsec, rrs, starts, glue)
+        limit = wire.MIN_UDP_PAYLOAD
+        base = wire.HEADER_LEN + len(qsec)
         tails: list[bytes] = []
-        truncs: set[bool] = set()
-        for ans, glue in zip(variants, glues, strict=True):
-            add, nadd = _glue_section(qsec, ans, glue)
-            adds.append((add, nadd))
-            tail, truncated = _tail(qsec, ans, add, nadd, wire.MIN_UDP_PAYLOAD)
-            tails.append(tail)
-            truncs.add(truncated)
-        e = Entry(_KIND_SRV, qsec, variants, tuple(adds))
+        if base + sum(map(len, rrs)) <= limit:
+            truncs: set[bool] = set()
+            for v in range(len(starts)):
+                add, nadd = e.additional(v)
+                tail, truncated = _tail(qsec, e.ordering(v), add, nadd, limit)
+                tails.append(tail)
+                truncs.add(truncated)
+            e.fl512 = self.fl_tc if True in truncs else self.fl_ok
+            if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
+                return e
+        else:
+            # truncated whatever the order: the records that fit, no glue
+            n = len(rrs)
+            head = pack_counts
+            for k in starts:
+                kept: list[bytes] = []
+                used = base
+                while True:  # ends: all n records together exceed the limit
+                    rr = rrs[k]
+                    used += len(rr)
+                    if used > limit:
+                        break
+                    kept.append(rr)
+                    k = k + 1 if k + 1 < n else 0
+                tails.append(head(1, len(kept), 0, 0) + qsec + b"".join(kept))
+            e.fl512 = self.fl_tc
         e.t512 = tuple(tails)
-        e.fl512 = self.fl_tc if True in truncs else self.fl_ok
-        if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
-            e.t512 = ()
         return e
 
     def _target(self, host: str) -> _Glue | None:

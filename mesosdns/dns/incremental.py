@@ -52,6 +52,7 @@ from mesosdns.dns.answers import (
     _compile_name,
     _compile_zone,
     _Compiler,
+    _Glue,
     _zones_inside,
     ns_record,
     soa_record,
@@ -236,6 +237,9 @@ class LiveAnswers:
                         continue
                     self.pending.discard(name)
                 done += 1
+                old = entries.get(HOT_PREFIX + wname + srv_key)
+                if old is not None and old.glue is not None:
+                    comp.seed(old.glue)
                 for tail in _QTAIL.values():
                     key = HOT_PREFIX + wname + tail
                     entries.pop(key, None)
@@ -283,32 +287,38 @@ class LiveAnswers:
 class _LiveCompiler(_Compiler):
     """A zone's compiler, kept from one update to the next.
 
-    The SRV targets' additional records (``targets``) are remembered until a
-    target's own records change (`new_update` forgets those). Within one
+    The SRV targets' additional records (``targets``, one `_Glue` per target
+    host) live for one update. They are seeded from the entries being
+    replaced (`seed`: their ``glue``), except for the hosts whose own records
+    changed, so recompiling a name rebuilds only what changed. Within one
     update, the SRV names with the same targets (a task's ports give four:
     ``_tcp`` / ``_udp``, under the framework and under ``slave``) share the
-    work: the orderings and the prepacked records are built once per set of
-    targets, the additional sections (whose pointers depend on the
-    question's length) and the ready tails once per length. `srv_entry`
-    produces what `_Compiler.srv_entry` does.
+    work: the shuffled records are built once per set of targets, the ready
+    tails once per question length. `srv_entry` produces what
+    `_Compiler.srv_entry` does.
     """
 
     def __init__(self, rs: RecordSet, settings: DNSSettings, rng: random.Random) -> None:
         super().__init__(rs, settings, rng)
-        # per update: targets -> (orderings of the records, of their glue) or None
+        # per update: targets -> their shuffled records, or None
         self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
         # per update: (targets, question length) -> entry
         self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
+        self.stale: set[str] = set()  # per update: hosts not to seed
 
     def new_update(self, changed: Iterable[str | None]) -> None:
         self.shapes.clear()
         self.memo.clear()
-        if len(self.targets) > 200_000:
-            self.targets.clear()
-        else:
-            for name in changed:
-                if name is not None:
-                    self.targets.pop(name, None)
+        self.targets.clear()
+        self.stale = {name for name in changed if name is not None}
+
+    def seed(self, glue: Iterable[_Glue]) -> None:
+        """Targets known from an entry about to be replaced (unless stale)."""
+        targets, stale = self.targets, self.stale
+        for g in glue:
+            host = g.host
+            if host not in targets and host not in stale:
+                targets[host] = g
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
         tkey = tuple(targets)
@@ -319,7 +329,9 @@ class _LiveCompiler(_Compiler):
             first, failed = hit
             if first is None:
                 return hit
-            e = Entry(first.kind, qsec, first.ans, first.add)
+            # same records, question of the same length: the additional
+            # sections (built on first use) are shared
+            e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
             e.fl512 = first.fl512
             # a ready tail: 8 bytes of counts, the question, then the records
             cut = 8 + len(qsec)
@@ -328,15 +340,12 @@ class _LiveCompiler(_Compiler):
         shape = self.shapes.get(tkey)
         if shape is None:
             shape = self.shapes[tkey] = self._srv_shape(tkey)
-        variants, glues, failed = shape
-        if not variants:
-            self.memo[key] = (None, failed)
-            return None, failed
-        e = self._srv_from_shape(qsec, variants, glues)
-        self.memo[key] = (e, failed)
-        return e, failed
-
-
+        if not shape[0]:
+            self.memo[key] = (None, shape[3])
+            return None, shape[3]
+        e = self._srv_from_shape(qsec, shape)
+        self.memo[key] = (e, shape[3])
+        return e, shape[3]
 
 
 def _has(rs: RecordSet, name: str) -> bool:
