@@ -174,7 +174,9 @@ class App:
         self.dns = DNSServer(settings)
         if c.dns_on:
             await self.dns.start()  # logs where it listens
-        metrics = Metrics(_AllCounters(self.dns), self.refresh_stats, self.store)
+        metrics = Metrics(
+            _AllCounters(self.dns), self.refresh_stats, self.store, self._stream_counters
+        )
         if c.http_on:
             await self._start_http(metrics)
         if c.zk:
@@ -185,6 +187,12 @@ class App:
             await self.detector.start()
             self.masters = self.detector.masters
         self._start_poller()
+
+    def _stream_counters(self) -> dict[str, tuple[str, float]] | None:
+        poller = self.poller
+        if isinstance(poller, StreamPoller):
+            return poller.stream_stats.counters(poller.streaming)
+        return None
 
     async def _start_http(self, metrics: Metrics) -> None:
         stats = self.dns.stats if self.dns else None

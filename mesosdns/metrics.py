@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,10 +55,15 @@ class RefreshStats:
         self.failures_by_kind[kind] = self.failures_by_kind.get(kind, 0) + 1
 
 
+# stream mode's counters (`StreamStats.counters`): name -> (help, value)
+StreamCounters = Callable[[], Mapping[str, tuple[str, float]] | None]
+
+
 class _Collector(Collector):
     def __init__(self, counters: CounterSource, refresh: RefreshStats,
-                 store: SnapshotStore) -> None:
+                 store: SnapshotStore, stream: StreamCounters | None = None) -> None:
         self.counters, self.refresh, self.store = counters, refresh, store
+        self.stream = stream
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.counters.as_dict().items():
@@ -93,15 +98,21 @@ class _Collector(Collector):
         yield GaugeMetricFamily("mesosdns_snapshot_age_seconds",
                                 "Seconds since the records served were loaded",
                                 value=time.time() - snap.loaded_at if snap else 0.0)
+        stream = self.stream() if self.stream is not None else None
+        for key, (text, amount) in (stream or {}).items():
+            if key in ("streaming", "last_build_seconds"):
+                yield GaugeMetricFamily(f"mesosdns_stream_{key}", text, value=amount)
+            else:
+                yield CounterMetricFamily(f"mesosdns_stream_{key}", text, value=amount)
 
 
 class Metrics:
     """The registry of one server process."""
 
     def __init__(self, counters: CounterSource, refresh: RefreshStats,
-                 store: SnapshotStore) -> None:
+                 store: SnapshotStore, stream: StreamCounters | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(counters, refresh, store))
+        self.registry.register(_Collector(counters, refresh, store, stream))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -21,6 +21,16 @@
   a new leader reported by ZooKeeper (`trigger`) ends the stream at once.
 - Config reload (`trigger` after the app changed ``params`` / ``compile``):
   rebuilt from the current state, without resubscribing.
+- Framework pids: the v1 API has none, and a pid framework's records (its A
+  record and ``_framework._tcp`` SRV) come from its scheduler pid. Before
+  building from ``SUBSCRIBED``, the pids are read from the master's
+  ``/master/state-summary`` (a small document: no tasks) and filled in, so
+  the records equal a poll's. A ``FRAMEWORK_ADDED`` or ``_UPDATED`` (a
+  scheduler failover moves the pid) keeps the pid known for that framework
+  and asks for the pids again in the background; they are applied as a
+  change of their own. When the pids cannot be read, frameworks are
+  built from their hostname (as an HTTP API framework is) and the read is
+  retried with backoff.
 - Host names of new agents and frameworks that are not IP literals are
   resolved in the background, then applied as a change of their own.
 - Operator zones (issue 6), when configured, are compiled at each full build
@@ -51,13 +61,14 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from mesosdns.dns.answers import AnswerTable
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
 from mesosdns.poller import Poller, Source, resolve_hosts
 from mesosdns.records.generator import GeneratorParams, canonical_ip, hosts_to_resolve
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
-from mesosdns.state.model import State, Task
+from mesosdns.state.model import Framework, State, Task
 from mesosdns.state.stream import StreamError, Subscriber, Subscription
 from mesosdns.state.v1 import (
     AgentAdded,
@@ -77,6 +88,9 @@ from mesosdns.zones.match import CompiledZones
 log = logging.getLogger(__name__)
 
 Compiled = tuple[AnswerTable, CompiledZones | None]
+
+# at most this long (and the state timeout) for the framework pids at subscribe
+PID_TIMEOUT = 10.0
 ZonesCompile = Callable[[RecordSet, int, State, GeneratorParams], CompiledZones | None]
 
 
@@ -102,9 +116,29 @@ class StreamStats:
     unknown_tasks: int = 0  # TASK_UPDATED for a task not known
     malformed: int = 0
     fallback_polls: int = 0
+    pid_reads: int = 0  # framework pids read from /master/state-summary
+    pid_failures: int = 0
     apply_seconds: float = 0.0  # CPU (process time) spent applying events
     last_build_seconds: float = 0.0
     event_types: dict[str, int] = field(default_factory=dict)
+
+    def counters(self, streaming: bool) -> dict[str, tuple[str, float]]:
+        """For /metrics (``mesosdns_stream_<name>``): name -> (help, value)."""
+        return {
+            "streaming": ("1 while the records follow a live event stream", float(streaming)),
+            "subscriptions": ("SUBSCRIBED states received (full builds)", self.subscriptions),
+            "broken": ("Event streams that ended or failed", self.broken),
+            "events": ("Events received", self.events),
+            "flushes": ("Event batches that changed records", self.flushes),
+            "names_compiled": ("Names recompiled in the DNS answers", self.names_compiled),
+            "unknown_tasks": ("TASK_UPDATED events for unknown tasks", self.unknown_tasks),
+            "malformed": ("Malformed events ignored", self.malformed),
+            "fallback_polls": ("State polls while the stream was down", self.fallback_polls),
+            "pid_reads": ("Framework pids read from /master/state-summary", self.pid_reads),
+            "pid_failures": ("Framework pid reads that failed", self.pid_failures),
+            "apply_cpu_seconds": ("CPU time spent applying events", self.apply_seconds),
+            "last_build_seconds": ("Duration of the last full build", self.last_build_seconds),
+        }
 
 
 class StreamPoller(Poller[Compiled]):
@@ -170,6 +204,13 @@ class StreamPoller(Poller[Compiled]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._resolving: set[str] = set()
         self._down_logged: set[str] = set()
+        self._subscriber: Subscriber | None = None
+        # framework id -> scheduler pid (None: HTTP API), from the last read
+        self._pids: dict[str, str | None] = {}
+        self._pids_wanted = False
+        self._pid_task: asyncio.Task[None] | None = None
+        self._pid_logged = False
+        self._pid_refused = False
 
     # -- lifecycle -----------------------------------------------------
 
@@ -241,6 +282,7 @@ class StreamPoller(Poller[Compiled]):
         if self.subscriber is None and self.source.client is None:
             raise StreamError("no Mesos master client configured")
         subscriber = self.subscriber or Subscriber(self.source.client)  # type: ignore[arg-type]
+        self._subscriber = subscriber
         try:
             sub = await subscriber.subscribe(tuple(self.masters()))
         except Exception as exc:
@@ -314,7 +356,13 @@ class StreamPoller(Poller[Compiled]):
                 types[name] = types.get(name, 0) + 1
                 if isinstance(event, Subscribed):
                     state = msgspec.structs.replace(event.state, leader=sub.leader)
+                    pids = await self._read_pids(sub)
+                    self._pids = pids or {}
+                    if pids is not None:
+                        state = with_pids(state, pids)
                     await self._full_build(state, event.orphans, sub.master)
+                    if pids is None:
+                        self._want_pids()
                     started = time.process_time()
                     self._down_logged.clear()
                 elif self.gen is not None:
@@ -338,8 +386,14 @@ class StreamPoller(Poller[Compiled]):
         elif isinstance(event, AgentRemoved):
             gen.remove_agent(event.agent_id)
         elif isinstance(event, FrameworkAdded):
-            gen.put_framework(event.framework)
-            self._resolve_later(gen, event.framework.host_port()[0])
+            fw = event.framework
+            known = fw.id in self._pids
+            if fw.pid is None and known:
+                fw = msgspec.structs.replace(fw, pid=self._pids[fw.id])
+            gen.put_framework(fw)
+            self._resolve_later(gen, fw.host_port()[0])
+            if event.updated or not known:
+                self._want_pids()
         elif isinstance(event, FrameworkRemoved):
             gen.remove_framework(event.framework_id)
         elif isinstance(event, Malformed):
@@ -466,6 +520,70 @@ class StreamPoller(Poller[Compiled]):
                 self._kicked = True
                 sub.close()
 
+    # -- framework pids --------------------------------------------------
+
+    async def _read_pids(self, sub: Subscription) -> dict[str, str | None] | None:
+        """The frameworks' pids from the subscribed master; None on failure."""
+        subscriber = self._subscriber
+        if subscriber is None:
+            return None
+        timeout = min(PID_TIMEOUT, self.source.timeout or PID_TIMEOUT)
+        try:
+            pids = await subscriber.framework_pids(sub.master, timeout)
+        except (FetchError, StateError) as exc:
+            self.stream_stats.pid_failures += 1
+            # an HTTP error status (the endpoint missing, credentials refused)
+            # is not retried until the next subscription or framework event
+            self._pid_refused = isinstance(exc, FetchError) and exc.kind == "http_status"
+            level = logging.DEBUG if self._pid_logged else logging.WARNING
+            self._pid_logged = True
+            log.log(
+                level,
+                "framework pids: %s; frameworks answer by hostname until they can be read",
+                exc,
+            )
+            return None
+        self.stream_stats.pid_reads += 1
+        self._pid_logged = False
+        return pids
+
+    def _want_pids(self) -> None:
+        """Read the pids again soon (one reader at a time; a request made
+        while it reads makes it read once more)."""
+        self._pids_wanted = True
+        gen, sub = self.gen, self._sub
+        if gen is None or sub is None or self._closing.is_set():
+            return
+        if self._pid_task is None or self._pid_task.done():
+            self._pid_task = asyncio.create_task(self._pid_loop(gen, sub))
+            self._tasks.add(self._pid_task)
+            self._pid_task.add_done_callback(self._tasks.discard)
+
+    async def _pid_loop(self, gen: IncrementalGenerator, sub: Subscription) -> None:
+        delay = self.backoff
+        while self._pids_wanted and self.gen is gen and self._sub is sub:
+            self._pids_wanted = False
+            pids = await self._read_pids(sub)
+            if pids is None:
+                if self._pid_refused:
+                    return
+                self._pids_wanted = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            async with self._lock:
+                if self.gen is not gen:
+                    return
+                self._pids = pids
+                changed = False
+                for fw in list(gen.frameworks.values()):
+                    if fw.id in pids and fw.pid != pids[fw.id]:
+                        gen.put_framework(msgspec.structs.replace(fw, pid=pids[fw.id]))
+                        self._resolve_later(gen, gen.frameworks[fw.id].host_port()[0])
+                        changed = True
+                if changed:
+                    self._flush()
+
     def _resolve_later(self, gen: IncrementalGenerator, host: str) -> None:
         if (
             not host
@@ -523,4 +641,14 @@ class StreamPoller(Poller[Compiled]):
                     self.publish(current, (live.table, zones))
 
 
-__all__ = ["StreamCompilers", "StreamPoller", "StreamStats"]
+def with_pids(state: State, pids: dict[str, str | None]) -> State:
+    """``state`` with the frameworks' pids filled in from ``pids``."""
+    frameworks: list[Framework] = []
+    for fw in state.frameworks:
+        if fw.pid is None and pids.get(fw.id):
+            fw = msgspec.structs.replace(fw, pid=pids[fw.id])
+        frameworks.append(fw)
+    return msgspec.structs.replace(state, frameworks=tuple(frameworks))
+
+
+__all__ = ["StreamCompilers", "StreamPoller", "StreamStats", "with_pids"]

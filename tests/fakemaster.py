@@ -91,6 +91,7 @@ class FakeMaster:
         self.api_status = 200  # answer /api/v1 with this status when not 200
         self.api_calls: list[str] = []  # the "type" of each /api/v1 call
         self.subscribes = 0
+        self.summary_status = 200  # answer /master/state-summary with this when not 200
         self.sent: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, event)
         self._streams: set[_Stream] = set()
 
@@ -158,6 +159,14 @@ class FakeMaster:
                 await asyncio.wait_for(self._stopped.wait(), self.delay)
         if request.path.rstrip("/") == "/api/v1":
             return await self._handle_api(request)
+        if request.path == "/master/state-summary":
+            if not self._authorized(request):
+                return web.Response(status=401, text="Unauthorized")
+            if self.summary_status != 200:
+                return web.Response(status=self.summary_status, text="failure mode")
+            return web.Response(
+                body=orjson.dumps(self.state_summary()), content_type="application/json"
+            )
         if request.path != "/master/state":
             return web.Response(status=404, text="Not Found")
         if request.method != "GET":
@@ -203,6 +212,26 @@ class FakeMaster:
         if kind != "SUBSCRIBE":
             return web.Response(status=400, text=f"unsupported call {kind!r}")
         return await self._subscribe(request)
+
+    def state_summary(self) -> dict[str, Any]:
+        """``/master/state-summary``: framework and agent summaries, no tasks
+        (a framework's ``pid`` only when it has one, as Mesos writes it)."""
+        doc = self.state if isinstance(self.state, dict) else orjson.loads(self.state)
+        frameworks = []
+        for fw in doc.get("frameworks", []) or []:
+            summary = {k: fw[k] for k in ("id", "name", "pid", "hostname", "active") if k in fw}
+            summary.setdefault("hostname", "")
+            frameworks.append(summary)
+        slaves = [
+            {k: a[k] for k in ("id", "pid", "hostname") if k in a}
+            for a in doc.get("slaves", []) or []
+        ]
+        return {
+            "hostname": self.host,
+            "cluster": "fake",
+            "slaves": slaves,
+            "frameworks": frameworks,
+        }
 
     def get_master(self) -> dict[str, Any]:
         pid = self.pid if self.leader is None else self.leader

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -31,12 +32,12 @@ from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.metrics import RefreshStats
 from mesosdns.poller import Source
-from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
 from mesosdns.state.client import StateClient
-from mesosdns.state.model import State, Task
+from mesosdns.state.model import State, Task, parse_state
 from mesosdns.state.stream import RecordIODecoder, StreamError, Subscriber
 from mesosdns.state.v1 import Heartbeat, Subscribed, TaskAdded
 from mesosdns.stream_poller import Compiled, StreamCompilers, StreamPoller
@@ -515,8 +516,21 @@ def test_the_application_in_stream_mode(tmp_path: Path) -> None:
                     url = f"http://127.0.0.1:{app.http_port}/v1/enumerate"
                     async with session.get(url) as resp:
                         body = await resp.json()
+                    url = f"http://127.0.0.1:{app.http_port}/metrics"
+                    async with session.get(url) as resp:
+                        metrics = await resp.text()
                 names = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
                 assert names == ["old", "web"]
+                values = {
+                    line.split()[0]: float(line.split()[1])
+                    for line in metrics.splitlines()
+                    if line.startswith("mesosdns_stream_")
+                }
+                assert values["mesosdns_stream_streaming"] == 1.0
+                assert values["mesosdns_stream_subscriptions_total"] == 1.0
+                assert values["mesosdns_stream_events_total"] >= 2.0
+                assert values["mesosdns_stream_pid_reads_total"] == 1.0
+                assert values["mesosdns_stream_pid_failures_total"] == 0.0
                 # SIGHUP with a new TTL: rebuilt from the current state
                 write_config(m.address, 7)
                 app.reload()
@@ -544,3 +558,182 @@ async def until_async(
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"got {got!r}, expected {expected!r}")
+
+
+# -- framework pids: stream records equal a poll's ------------------------------
+
+FW_HTTP = "5b0e3a1c-8d2f-4c6e-9a7b-1f2e3d4c5b6a-0001"
+
+
+def pid_cluster() -> dict[str, Any]:
+    """Marathon with a scheduler pid (libprocess) and an HTTP API framework."""
+    doc = cluster()
+    doc["frameworks"][0]["pid"] = "scheduler-1@10.0.0.21:8080"
+    doc["frameworks"].append({"id": FW_HTTP, "name": "spark", "hostname": "10.0.0.12", "tasks": []})
+    return doc
+
+
+def record_sets(rs: RecordSet) -> dict[str, dict[str, set[str]]]:
+    return {
+        kind: {name: {str(v) for v in values} for name, values in getattr(rs, kind).items()}
+        for kind in ("a", "aaaa", "srv")
+    }
+
+
+def poll_records(m: FakeMaster, h: Harness) -> dict[str, dict[str, set[str]]]:
+    """What a poll of the master's /master/state makes (the stream's params)."""
+    assert h.poller.gen is not None
+    return record_sets(generate(parse_state(m.document()), h.poller.gen.params))
+
+
+def served_records(h: Harness) -> dict[str, dict[str, set[str]]]:
+    assert h.store.current is not None
+    return record_sets(h.store.current.records)
+
+
+async def until_equal(m: FakeMaster, h: Harness, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while served_records(h) != poll_records(m, h):
+        if time.monotonic() > deadline:
+            got, want = served_records(h), poll_records(m, h)
+            diff = {
+                kind: {
+                    n: (got[kind].get(n), want[kind].get(n))
+                    for n in set(got[kind]) | set(want[kind])
+                    if got[kind].get(n) != want[kind].get(n)
+                }
+                for kind in want
+            }
+            raise AssertionError(f"stream records differ from a poll's: {diff}")
+        await asyncio.sleep(0.005)
+
+
+def test_framework_pids_come_from_the_state_summary() -> None:
+    """The v1 API has no scheduler pids: they are read from
+    /master/state-summary before the SUBSCRIBED state is built, so a pid
+    framework answers from its pid (A and _framework._tcp SRV) as in a poll;
+    a scheduler failover (FRAMEWORK_UPDATED) moves them."""
+
+    async def go() -> None:
+        async with FakeMaster(pid_cluster()) as m, Harness(["", m.address]) as h:
+            await until(lambda: h.poller.streaming)
+            assert "/master/state-summary" in m.paths
+            assert h.poller.stream_stats.pid_reads == 1
+            assert served_records(h) == poll_records(m, h)
+            assert await h.answer("marathon.mesos.") == ["10.0.0.21"]
+            assert await h.answer("_framework._tcp.marathon.mesos.", "SRV") == [
+                "0 1 8080 marathon.mesos."
+            ]
+            assert await h.answer("spark.mesos.") == ["10.0.0.12"]
+            assert await h.answer("_framework._tcp.spark.mesos.", "SRV") == []
+            # failover: the scheduler re-registers from another host
+            fw = {k: v for k, v in m._framework(FW).items() if k != "tasks"}
+            await m.add_framework({**fw, "pid": "scheduler-2@10.0.0.22:8081"})
+            await until_equal(m, h)
+            assert await h.answer("marathon.mesos.") == ["10.0.0.22"]
+            # a new pid framework
+            await m.add_framework(
+                {"id": "fw-c", "name": "chronos", "hostname": "c", "pid": "s@10.0.0.23:4400"}
+            )
+            await until_equal(m, h)
+            assert await h.answer("_framework._tcp.chronos.mesos.", "SRV") == [
+                "0 1 4400 chronos.mesos."
+            ]
+
+    run(go)
+
+
+def test_without_the_state_summary_frameworks_answer_by_hostname() -> None:
+    """An unreadable /master/state-summary: frameworks are built from their
+    hostname (counted, logged once); the pids are read once it answers."""
+
+    async def go() -> None:
+        async with FakeMaster(pid_cluster()) as m, Harness(["", m.address]) as h:
+            m.summary_status = 503
+            await until(lambda: h.poller.streaming)
+            assert h.poller.stream_stats.pid_failures >= 1
+            assert await h.answer("marathon.mesos.") == ["10.0.0.11"]  # its hostname
+            m.summary_status = 200  # retried with backoff
+            await until_equal(m, h)
+            assert await h.answer("marathon.mesos.") == ["10.0.0.21"]
+            assert h.poller.stream_stats.pid_reads >= 1
+
+    run(go)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_event_sequences_match_a_poll(seed: int) -> None:
+    """Random cluster changes at the fake master (tasks starting, running,
+    dying; frameworks with and without pids added, failing over, removed;
+    agents joining and leaving): after each few events, the records served
+    equal what a full poll of the master's state makes."""
+    rng = random.Random(seed)
+
+    async def go() -> None:
+        async with FakeMaster(pid_cluster()) as m, Harness(["", m.address]) as h:
+            await until(lambda: h.poller.streaming)
+            await until_equal(m, h)
+            agents = [AGENT]
+            frameworks = [FW, FW_HTTP]
+            tasks: list[tuple[str, str]] = [(FW, "old.1")]
+            for step in range(60):
+                op = rng.choice(
+                    [
+                        "add",
+                        "add",
+                        "run",
+                        "run",
+                        "kill",
+                        "fw",
+                        "failover",
+                        "unfw",
+                        "agent",
+                        "unagent",
+                    ]
+                )
+                if op == "add" and frameworks and agents:
+                    fid = rng.choice(frameworks)
+                    t = task(f"t{step}", state="TASK_STAGING")
+                    t.update(framework_id=fid, slave_id=rng.choice(agents))
+                    await m.add_task(t)
+                    tasks.append((fid, t["id"]))
+                elif op == "run" and tasks:
+                    fid, tid = rng.choice(tasks)
+                    ip = f"10.1.{step}.{rng.randint(1, 3)}" if rng.random() < 0.7 else None
+                    await m.update_task(fid, tid, "TASK_RUNNING", ip=ip)
+                elif op == "kill" and tasks:
+                    fid, tid = tasks.pop(rng.randrange(len(tasks)))
+                    await m.update_task(fid, tid, "TASK_KILLED")
+                elif op == "fw":
+                    fid = f"fw-{step}"
+                    fw: dict[str, Any] = {"id": fid, "name": rng.choice(["svc", "job", "x.y"])}
+                    fw["hostname"] = f"10.2.0.{step}"
+                    if rng.random() < 0.6:
+                        fw["pid"] = f"scheduler-{step}@10.3.0.{step}:{9000 + step}"
+                    await m.add_framework(fw)
+                    frameworks.append(fid)
+                elif op == "failover" and frameworks:
+                    fid = rng.choice(frameworks)
+                    fw = {k: v for k, v in m._framework(fid).items() if k != "tasks"}
+                    fw["pid"] = f"scheduler-{step}@10.4.0.{step}:{7000 + step}"
+                    await m.add_framework(fw)
+                elif op == "unfw" and len(frameworks) > 1:
+                    fid = frameworks.pop(rng.randrange(len(frameworks)))
+                    tasks = [t for t in tasks if t[0] != fid]
+                    await m.remove_framework(fid)
+                elif op == "agent":
+                    aid = f"agent-{step}"
+                    ip = f"10.5.0.{step}"
+                    await m.add_agent(
+                        {"id": aid, "hostname": ip, "port": 5051, "pid": f"slave(1)@{ip}:5051"}
+                    )
+                    agents.append(aid)
+                elif op == "unagent" and len(agents) > 1:
+                    aid = agents.pop(rng.randrange(len(agents)))
+                    await m.remove_agent(aid)
+                if step % 5 == 4:
+                    await until_equal(m, h)
+            await until_equal(m, h)
+            assert h.poller.stream_stats.subscriptions == 1  # all incremental
+
+    run(go, timeout=60.0)

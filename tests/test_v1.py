@@ -8,7 +8,14 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from fakemaster import v1_agent, v1_framework, v1_get_state, v1_task, without_framework_pids
+from fakemaster import (
+    FakeMaster,
+    v1_agent,
+    v1_framework,
+    v1_get_state,
+    v1_task,
+    without_framework_pids,
+)
 
 from mesosdns.errors import StateError
 from mesosdns.records.generator import GeneratorParams, generate
@@ -26,8 +33,10 @@ from mesosdns.state.v1 import (
     TaskUpdated,
     Unknown,
     decode_event,
+    framework_pids,
     leader_from_get_master,
 )
+from mesosdns.stream_poller import with_pids
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PARAMS = GeneratorParams(masters=("", "10.0.0.11:5050", "10.0.0.12:5050"))
@@ -58,18 +67,48 @@ def as_sets(rs: RecordSet) -> dict[str, dict[str, set[str]]]:
 
 @pytest.mark.parametrize("fixture", ["demo-state.json", "edge-state.json", "ipv6-state.json"])
 def test_subscribed_state_gives_the_records_of_master_state(fixture: str) -> None:
-    """The same cluster through /master/state and through SUBSCRIBED: the same
-    records and enumeration (framework pids aside: the v1 API has none)."""
-    doc = without_framework_pids(orjson.loads((FIXTURES / fixture).read_bytes()))
+    """The same cluster through /master/state and through SUBSCRIBED with the
+    framework pids of /master/state-summary: the same records and
+    enumeration. Without the pids, pid frameworks answer by hostname."""
+    doc = orjson.loads((FIXTURES / fixture).read_bytes())
     got = subscribed(doc)
     assert got.heartbeat_interval == 15.0
     assert got.orphans == ()
     state = msgspec.structs.replace(got.state, leader=doc["leader"])
+    pids = framework_pids(orjson.dumps(FakeMaster(doc).state_summary()))
+    assert pids == {fw["id"]: fw.get("pid") for fw in doc["frameworks"]}
     polled = parse_state(orjson.dumps(doc))
-    streamed, expected = generate(state, PARAMS), generate(polled, PARAMS)
+    streamed, expected = generate(with_pids(state, pids), PARAMS), generate(polled, PARAMS)
     assert as_sets(streamed) == as_sets(expected)
     assert tuple(streamed.frameworks) == tuple(expected.frameworks)
     assert [a.pid for a in state.agents] == [a.pid for a in polled.agents]
+    # without the pids: what /master/state shows of HTTP API frameworks
+    pidless = parse_state(orjson.dumps(without_framework_pids(doc)))
+    assert as_sets(generate(state, PARAMS)) == as_sets(generate(pidless, PARAMS))
+    if any(fw.get("pid") for fw in doc["frameworks"]):
+        assert as_sets(generate(state, PARAMS)) != as_sets(expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"[]", b'{"frameworks": 3}', b'{"frameworks": [{"id": 1}]}', b"{", b'{"slaves": []}'],
+)
+def test_framework_pids_refuse_other_documents(body: bytes) -> None:
+    with pytest.raises(StateError):
+        framework_pids(body)
+
+
+def test_framework_pids_of_http_frameworks_are_none() -> None:
+    body = orjson.dumps(
+        {
+            "frameworks": [
+                {"id": "a", "pid": "scheduler@10.0.0.1:1"},
+                {"id": "b"},
+                {"id": "c", "pid": ""},
+            ]
+        }
+    )
+    assert framework_pids(body) == {"a": "scheduler@10.0.0.1:1", "b": None, "c": None}
 
 
 def test_task_fields() -> None:

@@ -207,7 +207,22 @@ class StateClient:
         if session is not None:
             await session.close()
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    @property
+    def timeout(self) -> float:
+        """Seconds allowed per request (``stateTimeoutSeconds``)."""
+        return self._timeout
+
+    @property
+    def scheme(self) -> str:
+        """``http`` or ``https`` (``mesosHTTPSOn``)."""
+        return self._scheme
+
+    def auth_headers(self) -> dict[str, str]:
+        """The headers that authenticate a request (a copy; never log it)."""
+        return dict(self._headers)
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session (TLS settings, ``User-Agent``), opened on first use."""
         if self._session is None or self._session.closed:
             # No keep-alive, as the original ("Mesos master doesn't implement
             # defensive HTTP").
@@ -259,6 +274,19 @@ class StateClient:
             "+".join(sorted(kinds)),
         )
 
+    async def get(self, master: str, path: str, timeout: float | None = None) -> bytes:
+        """GET ``path`` from ``master`` (``host:port``), with the retries of a
+        state fetch, within ``timeout`` seconds in all (the per-request
+        timeout by default); FetchError (with a ``kind``) when it fails."""
+        hp = split_host_port(master)
+        if hp is None or not hp[0] or not hp[1]:
+            raise FetchError(f"{master}: not a host:port", "bad_master")
+        deadline = asyncio.get_running_loop().time() + (timeout or self._timeout)
+        try:
+            return await self._get_with_retries(hp[0], hp[1], deadline, path)
+        except _Failed as exc:
+            raise FetchError(f"{master}{path}: {exc}", exc.kind) from None
+
     async def _fetch_master(self, host: str, port: str, deadline: float) -> FetchResult:
         body, leader = await self._get_document(host, port, deadline)
         try:
@@ -281,9 +309,11 @@ class StateClient:
         body = await self._get_with_retries(host, port, deadline)
         return body, leader_of(body)
 
-    async def _get_with_retries(self, host: str, port: str, deadline: float) -> bytes:
+    async def _get_with_retries(
+        self, host: str, port: str, deadline: float, path: str = STATE_PATH
+    ) -> bytes:
         loop = asyncio.get_running_loop()
-        url = f"{self._scheme}://{join_host_port(host, port)}{STATE_PATH}"
+        url = f"{self._scheme}://{join_host_port(host, port)}{path}"
         tries = 0
 
         def stop(rs: RetryCallState) -> bool:
@@ -315,7 +345,7 @@ class StateClient:
         if remaining <= 0:
             raise _Failed("refresh deadline passed", "timeout")
         timeout = min(self._timeout, remaining)
-        session = self._get_session()
+        session = self.session()
         try:
             async with session.get(
                 url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=timeout)

@@ -12,6 +12,9 @@
 2. The master that accepted is asked ``GET_MASTER`` (a second, short
    request) for its pid, ``master@ip:port``: the state's leader, as
    ``/master/state`` names it. Failing that, its URL's ``host:port`` stands in.
+   The frameworks' scheduler pids, which no v1 call returns, come from its
+   ``/master/state-summary`` (`Subscriber.framework_pids`, asked by the
+   stream poller).
 3. The response body is RecordIO: ``<length>\\n<JSON event>`` repeated
    (`RecordIODecoder`). `Subscription.batches()` yields the events decoded
    (`mesosdns.state.v1`), a batch per read: the events that arrived together,
@@ -46,11 +49,19 @@ from yarl import URL
 from mesosdns.errors import FetchError, StateError
 from mesosdns.state.client import StateClient, join_host_port
 from mesosdns.state.model import split_host_port
-from mesosdns.state.v1 import Event, Subscribed, decode_event, leader_from_get_master
+from mesosdns.state.v1 import (
+    Event,
+    Subscribed,
+    decode_event,
+    framework_pids,
+    leader_from_get_master,
+)
 
 log = logging.getLogger(__name__)
 
 API_PATH = "/api/v1"
+# framework summaries with their scheduler pids (no tasks: a small document)
+SUMMARY_PATH = "/master/state-summary"
 SUBSCRIBE_BODY = orjson.dumps({"type": "SUBSCRIBE"})
 GET_MASTER_BODY = orjson.dumps({"type": "GET_MASTER"})
 MAX_REDIRECTS = 3
@@ -211,26 +222,26 @@ class Subscriber:
         # each POST until the response headers; the state timeout by default
         self.connect_timeout = connect_timeout
 
-    # The StateClient keeps its session and headers to itself; the stream
-    # reuses them (same TLS context, credentials and User-Agent).
+    # The stream reuses the StateClient's session and credentials (same TLS
+    # context, authentication and User-Agent).
     def _session(self) -> aiohttp.ClientSession:
-        return self.client._get_session()
+        return self.client.session()
 
     def _headers(self) -> dict[str, str]:
         return {
-            **self.client._headers,
+            **self.client.auth_headers(),
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
 
     def _timeout(self) -> float:
-        return self.connect_timeout or self.client._timeout
+        return self.connect_timeout or self.client.timeout
 
     def _url(self, master: str) -> URL | None:
         hp = split_host_port(master)
         if hp is None or not hp[0] or not hp[1]:
             return None
-        return URL(f"{self.client._scheme}://{join_host_port(hp[0], hp[1])}{API_PATH}")
+        return URL(f"{self.client.scheme}://{join_host_port(hp[0], hp[1])}{API_PATH}")
 
     async def subscribe(self, masters: Sequence[str]) -> Subscription:
         """Subscribe to the leading master; StreamError naming every master
@@ -264,9 +275,16 @@ class Subscriber:
             resp,
             master=master,
             leader=leader,
-            first_timeout=self.client._timeout,
+            first_timeout=self.client.timeout,
             heartbeat_factor=self.heartbeat_factor,
         )
+
+    async def framework_pids(self, master: str, timeout: float) -> dict[str, str | None]:
+        """The frameworks' scheduler pids (None: HTTP API framework), which the
+        v1 API leaves out, from ``master``'s ``/master/state-summary``.
+        Raises FetchError (HTTP) or StateError (the document)."""
+        body = await self.client.get(master, SUMMARY_PATH, timeout)
+        return framework_pids(body)
 
     async def _leader(self, url: URL) -> str | None:
         """The master's pid from GET_MASTER; None when it cannot tell."""

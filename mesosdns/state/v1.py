@@ -14,9 +14,12 @@ generator is reused unchanged. The v1 JSON differs from ``/master/state``:
 - an agent is ``{"agent_info": {"id", "hostname", "port"}, "pid", ...}``: its
   pid is ``pid`` when present, else ``slave(1)@hostname:port``;
 - a framework is ``{"framework_info": {"id", "name", "hostname"}, ...}``. The
-  v1 API does not expose the scheduler's libprocess pid, so a framework's
-  records come from its ``hostname`` (an A record, no ``_framework._tcp``
-  SRV), as for a framework using the v1 scheduler API in ``/master/state``;
+  v1 API does not expose the scheduler's libprocess pid, which the records
+  of a pid framework come from (its A record and ``_framework._tcp`` SRV):
+  the stream poller reads the pids from ``/master/state-summary``
+  (`framework_pids`) and fills them in. Without a pid, a framework's records
+  come from its ``hostname``, as for a v1 scheduler API framework in
+  ``/master/state``;
 - ``SUBSCRIBED`` carries ``get_state`` (tasks apart from their frameworks)
   and ``heartbeat_interval_seconds``; the leader is not in it (the stream
   subscriber asks the master with ``GET_MASTER``).
@@ -542,6 +545,33 @@ def _field(kind: str) -> str:
     return kind.lower()
 
 
+# -- framework pids ----------------------------------------------------------
+
+
+class _PidFramework(msgspec.Struct, frozen=True, gc=False):
+    id: str = ""
+    pid: str | None = None
+
+
+class _PidSummary(msgspec.Struct, frozen=True, gc=False):
+    frameworks: list[_PidFramework]
+
+
+_PIDS_DECODER = msgspec.json.Decoder(_PidSummary)
+
+
+def framework_pids(data: bytes) -> dict[str, str | None]:
+    """Framework id -> scheduler pid (None: an HTTP API framework, which has
+    none) from ``/master/state-summary`` (or any document whose
+    ``frameworks`` list has the masters' framework summaries: ``/master/state``,
+    ``/master/frameworks``). Raises StateError for a document without one."""
+    try:
+        summary = _PIDS_DECODER.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise StateError(f"framework pids: {exc}") from None
+    return {fw.id: fw.pid or None for fw in summary.frameworks if fw.id}
+
+
 # -- GET_MASTER ------------------------------------------------------------------
 
 
@@ -575,6 +605,7 @@ __all__ = [
     "TaskUpdated",
     "Unknown",
     "decode_event",
+    "framework_pids",
     "leader_from_get_master",
     "ports_text",
 ]
