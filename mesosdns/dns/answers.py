@@ -463,16 +463,22 @@ class _Compiler:
         ans = tuple(rrs)
         e = Entry(kind, qsec, ans)
         n = len(ans)
-        fits = wire.HEADER_LEN + len(qsec) + n * rrlen <= wire.MIN_UDP_PAYLOAD
-        count = n if fits else min(n, MAX_ROTATIONS)
-        tails = []
-        truncated = False
-        for j in range(count):
-            k = j * n // count
-            tail, truncated = _tail(qsec, ans[k:] + ans[:k], b"", 0, wire.MIN_UDP_PAYLOAD)
-            tails.append(tail)
-        e.t512 = tuple(tails)
-        e.fl512 = self.fl_tc if truncated else self.fl_ok
+        # every record has the same length: a rotation of the records is a
+        # rotation of their bytes, and truncation keeps a whole number of them
+        room = (wire.MIN_UDP_PAYLOAD - wire.HEADER_LEN - len(qsec)) // rrlen
+        body = b"".join(ans)
+        if n <= room:
+            head = pack_counts(1, n, 0, 0) + qsec
+            e.t512 = tuple([head + body[k * rrlen :] + body[: k * rrlen] for k in range(n)])
+            e.fl512 = self.fl_ok
+        else:
+            count = min(n, MAX_ROTATIONS)
+            head = pack_counts(1, room, 0, 0) + qsec
+            twice, size = body + body, room * rrlen
+            e.t512 = tuple(
+                [head + twice[j * n // count * rrlen :][:size] for j in range(count)]
+            )
+            e.fl512 = self.fl_tc
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
@@ -521,10 +527,15 @@ class _Compiler:
             e.fl512 = self.fl_tc if True in truncs else self.fl_ok
             if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
                 return e
+        elif len(set(map(len, rrs))) == 1:
+            # truncated whatever the order, to the same number of records
+            room = (limit - base) // len(rrs[0])
+            counts, twice = pack_counts(1, room, 0, 0) + qsec, rrs + rrs
+            tails = [counts + b"".join(twice[k : k + room]) for k in starts]
+            e.fl512 = self.fl_tc
         else:
             # truncated whatever the order: the records that fit, no glue
             n = len(rrs)
-            head = pack_counts
             for k in starts:
                 kept: list[bytes] = []
                 used = base
@@ -535,7 +546,7 @@ class _Compiler:
                         break
                     kept.append(rr)
                     k = k + 1 if k + 1 < n else 0
-                tails.append(head(1, len(kept), 0, 0) + qsec + b"".join(kept))
+                tails.append(pack_counts(1, len(kept), 0, 0) + qsec + b"".join(kept))
             e.fl512 = self.fl_tc
         e.t512 = tuple(tails)
         return e

@@ -65,6 +65,8 @@ V = TypeVar("V")
 
 # SRV names with more targets than this are recompiled in batches (`update`)
 DEFER_TARGETS = 64
+# names whose wire form is remembered (cleared when full)
+WIRE_CACHE = 100_000
 
 
 @dataclass(slots=True)
@@ -97,6 +99,9 @@ class LiveAnswers:
         self.rng = rng or random.Random()
         self.defer_targets = defer_targets
         self.pending: set[str] = set()  # names whose recompiling was deferred
+        # name -> its wire form (None: no question matches it); an app's
+        # names change with each of its tasks
+        self._wires: dict[str, bytes | None] = {}
         domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
         entries: dict[bytes, Entry] = {}
         main = _compile_zone(rs, settings, domain, entries, self.rng)
@@ -198,7 +203,9 @@ class LiveAnswers:
             return 0
         table = self.table
         entries, hot = table.entries, table.hot
-        plain = wire.plain_key_wire
+        plain, wires = wire.plain_key_wire, self._wires
+        if len(wires) > WIRE_CACHE:
+            wires.clear()
         in_zone = wire.in_zone
         srv_key = _QTAIL[wire.TYPE_SRV]
         limit = self.defer_targets if defer else -1
@@ -213,7 +220,9 @@ class LiveAnswers:
                 zname = name if ren is None else ren.rename(name)
                 if zname is None:
                     continue
-                wname = plain(zname)
+                wname = wires.get(zname, b"")
+                if wname == b"":
+                    wname = wires[zname] = plain(zname)
                 if wname is None:
                     if "\\" in zname and _has(rs, zname):
                         zone.table.exotic = True
@@ -237,13 +246,14 @@ class LiveAnswers:
                         continue
                     self.pending.discard(name)
                 done += 1
-                old = entries.get(HOT_PREFIX + wname + srv_key)
+                prefix = HOT_PREFIX + wname
+                old = entries.get(prefix + srv_key)
                 if old is not None and old.glue is not None:
                     comp.seed(old.glue)
                 for tail in _QTAIL.values():
-                    key = HOT_PREFIX + wname + tail
-                    entries.pop(key, None)
-                    hot.pop(key, None)
+                    key = prefix + tail
+                    if entries.pop(key, None) is not None:
+                        hot.pop(key, None)
                 zone.slow.discard(wname)
                 if not (a_values or aaaa_values or srv_values):
                     if wname != zone.apex or ren is None:

@@ -100,12 +100,9 @@ class IncrementalGenerator:
         # name -> value -> number of contributors giving it
         self.a: dict[str, dict[str, int]] = {}
         self.aaaa: dict[str, dict[str, int]] = {}
-        self.srv: dict[str, dict[str, int]] = {}
-        self._maps: dict[str, dict[str, dict[str, int]]] = {
-            "A": self.a,
-            "AAAA": self.aaaa,
-            "SRV": self.srv,
-        }
+        # SRV values as SRVTarget (converted once, when a value first appears)
+        self.srv: dict[str, dict[SRVTarget, int]] = {}
+        self._maps: dict[str, dict[str, dict[str, int]]] = {"A": self.a, "AAAA": self.aaaa}
         self._contrib: dict[Key, tuple[EnumRecord, ...]] = {}
         self._fnames: dict[str, str] = {}  # framework id -> labelled name
         self._agent_tasks: dict[str, dict[tuple[str, str], None]] = {}
@@ -289,7 +286,7 @@ class IncrementalGenerator:
             domain=self.params.domain,
             a=MappingProxyType({k: tuple(v) for k, v in self.a.items()}),
             aaaa=MappingProxyType({k: tuple(v) for k, v in self.aaaa.items()}),
-            srv=MappingProxyType({k: tuple(_target(t) for t in v) for k, v in self.srv.items()}),
+            srv=MappingProxyType({k: tuple(v) for k, v in self.srv.items()}),
             frameworks=self.enumeration() if with_enumeration else (),
             skipped=self.skipped,
         )
@@ -343,7 +340,9 @@ class IncrementalGenerator:
 
     def counts(self) -> dict[str, int]:
         """Number of records (name, value pairs) per type."""
-        return {kind: sum(map(len, m.values())) for kind, m in self._maps.items()}
+        out = {kind: sum(map(len, m.values())) for kind, m in self._maps.items()}
+        out["SRV"] = sum(map(len, self.srv.values()))
+        return out
 
     # -- internals -----------------------------------------------------
 
@@ -464,6 +463,20 @@ class IncrementalGenerator:
 
     def _inc(self, rec: EnumRecord) -> None:
         name, value, kind = rec
+        if kind == "SRV":
+            target = _target(value)
+            srv = self.srv.get(name)
+            if srv is None:
+                self.srv[name] = {target: 1}
+            else:
+                count = srv.get(target, 0)
+                srv[target] = count + 1
+                if count:
+                    return
+            self._changed.add(name)
+            targets = self._srv_targets.setdefault(target.host, {})
+            targets[name] = targets.get(name, 0) + 1
+            return
         names = self._maps[kind]
         values = names.get(name)
         if values is None:
@@ -474,14 +487,29 @@ class IncrementalGenerator:
             if count:
                 return
         self._changed.add(name)
-        if kind == "SRV":
-            targets = self._srv_targets.setdefault(value.rpartition(":")[0], {})
-            targets[name] = targets.get(name, 0) + 1
-        else:
-            self._changed_addr.add(name)
+        self._changed_addr.add(name)
 
     def _dec(self, rec: EnumRecord) -> None:
         name, value, kind = rec
+        if kind == "SRV":
+            target = _target(value)
+            srv = self.srv[name]
+            count = srv[target]
+            if count > 1:
+                srv[target] = count - 1
+                return
+            del srv[target]
+            if not srv:
+                del self.srv[name]
+            self._changed.add(name)
+            targets = self._srv_targets[target.host]
+            if targets[name] > 1:
+                targets[name] -= 1
+            else:
+                del targets[name]
+                if not targets:
+                    del self._srv_targets[target.host]
+            return
         names = self._maps[kind]
         values = names[name]
         count = values[value]
@@ -492,17 +520,7 @@ class IncrementalGenerator:
         if not values:
             del names[name]
         self._changed.add(name)
-        if kind == "SRV":
-            host = value.rpartition(":")[0]
-            targets = self._srv_targets[host]
-            if targets[name] > 1:
-                targets[name] -= 1
-            else:
-                del targets[name]
-                if not targets:
-                    del self._srv_targets[host]
-        else:
-            self._changed_addr.add(name)
+        self._changed_addr.add(name)
 
 
 def _records(b: _Builder) -> tuple[EnumRecord, ...]:
@@ -564,11 +582,11 @@ class SRVView(Mapping[str, tuple[SRVTarget, ...]]):
 
     __slots__ = ("_d",)
 
-    def __init__(self, d: dict[str, dict[str, int]]) -> None:
+    def __init__(self, d: dict[str, dict[SRVTarget, int]]) -> None:
         self._d = d
 
     def __getitem__(self, name: str) -> tuple[SRVTarget, ...]:
-        return tuple(_target(t) for t in self._d[name])
+        return tuple(self._d[name])
 
     @overload
     def get(self, name: str, /) -> tuple[SRVTarget, ...] | None: ...
@@ -580,7 +598,7 @@ class SRVView(Mapping[str, tuple[SRVTarget, ...]]):
         self, name: str, /, default: tuple[SRVTarget, ...] | T | None = None
     ) -> tuple[SRVTarget, ...] | T | None:
         values = self._d.get(name)
-        return tuple(_target(t) for t in values) if values is not None else default
+        return tuple(values) if values is not None else default
 
     def __contains__(self, name: object) -> bool:
         return name in self._d
