@@ -32,7 +32,9 @@
   built from their hostname (as an HTTP API framework is) and the read is
   retried with backoff.
 - Host names of new agents and frameworks that are not IP literals are
-  resolved in the background, then applied as a change of their own.
+  resolved in the background, then applied as a change of their own; all of
+  them are resolved again every ``refreshSeconds`` (a poll resolves them at
+  each refresh), and what changed is applied.
 - Operator zones (issue 6), when configured, are compiled at each full build
   and recompiled from a copy of the records at most every
   ``refreshSeconds`` while events change them (their templates and PTR
@@ -239,6 +241,7 @@ class StreamPoller(Poller[Compiled]):
 
     async def run(self) -> None:
         self._spawn(self._zones_loop())
+        self._spawn(self._re_resolve_loop())
         while not self._closing.is_set():
             # the backoff never waits longer than a fallback poll may
             most = min(self.backoff_max, max(self.refresh_seconds, self.backoff))
@@ -607,6 +610,36 @@ class StreamPoller(Poller[Compiled]):
             if self.gen is gen:
                 gen.set_resolved(host, ips)
                 self._flush()
+
+    async def _re_resolve_loop(self) -> None:
+        """Every refreshSeconds, resolve the agents' and frameworks' host
+        names again, as each poll does, and apply the changes."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(self.refresh_seconds, 1.0)):
+                    await self._closing.wait()
+            gen = self.gen
+            if self._closing.is_set() or gen is None:
+                continue
+            hosts = sorted(
+                hosts_to_resolve(State(frameworks=tuple(gen.frameworks.values()),
+                                       agents=tuple(gen.agents.values())))
+            )
+            if not hosts:
+                continue
+            found = await resolve_hosts(hosts)
+            async with self._lock:
+                if self.gen is not gen:
+                    continue
+                changed = False
+                for host in hosts:
+                    ips = found.get(host, ())
+                    if gen.params.resolved.get(host, ()) != ips:
+                        gen.set_resolved(host, ips)
+                        changed = True
+                if changed:
+                    log.info("host names resolve to new addresses: records updated")
+                    self._flush()
 
     # -- operator zones ------------------------------------------------
 

@@ -737,3 +737,33 @@ def test_random_event_sequences_match_a_poll(seed: int) -> None:
             assert h.poller.stream_stats.subscriptions == 1  # all incremental
 
     run(go, timeout=60.0)
+
+
+def test_host_names_are_resolved_again_every_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A poll resolves the frameworks' and agents' host names at each refresh;
+    stream mode resolves them again every refreshSeconds. (Name resolution is
+    the system's: replaced here by a table the test changes.)"""
+    table: dict[str, tuple[str, ...]] = {"sched.example": ("10.9.0.1",)}
+    asked: list[list[str]] = []
+
+    async def fake_resolve(hosts: Any, timeout: float = 0.0) -> dict[str, tuple[str, ...]]:
+        asked.append(list(hosts))
+        return {h: table[h] for h in hosts if h in table}
+
+    monkeypatch.setattr("mesosdns.stream_poller.resolve_hosts", fake_resolve)
+
+    async def go() -> None:
+        doc = cluster()
+        doc["frameworks"][0]["hostname"] = "sched.example"
+        async with FakeMaster(doc) as m, Harness(["", m.address], refresh_seconds=0.05) as h:
+            await until(lambda: h.poller.streaming)
+            assert await h.answer("marathon.mesos.") == ["10.9.0.1"]
+            table["sched.example"] = ("10.9.0.2",)
+            await until_async(lambda: h.answer("marathon.mesos."), ["10.9.0.2"])
+            await until_equal(m, h)
+            del table["sched.example"]  # no longer resolves: as a poll, no A record
+            await until_async(lambda: h.answer("marathon.mesos."), [])
+            assert ["sched.example"] in asked
+            assert h.poller.stream_stats.subscriptions == 1
+
+    run(go)
