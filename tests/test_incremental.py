@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mesosdns.dns.answers import AnswerTable, compile_answers, pack_v4, pack_v6
+from mesosdns.dns import wire
+from mesosdns.dns.answers import HOT_PREFIX, AnswerTable, compile_answers, pack_v4, pack_v6
 from mesosdns.dns.incremental import LiveAnswers
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams, generate
@@ -359,6 +360,11 @@ def check_table(
         # each ready reply tail: the counts, then this entry's own question
         assert all(t[8 : 8 + len(mine.qsec)] == mine.qsec for t in mine.t512), key
         assert len(mine.t512) == len(e.t512)
+        # the ready tails are what rendering that ordering gives
+        for v, tail in enumerate(mine.t512 if mine.kind == 2 else ()):
+            flags = mine.fl512[wire.flag_index(0x01, 0x00)]
+            rendered = table.render(mine, v, b"\x42\x42", 0x01, 0x00, mine.qsec, 512, b"")
+            assert b"\x42\x42" + flags + tail == rendered, key
     assert set(table.names) == set(fresh.names)
     assert set(table.slow_names) == set(fresh.slow_names)
     assert table.soa_rr == fresh.soa_rr
@@ -574,3 +580,38 @@ def test_large_srv_names_are_recompiled_together() -> None:
     assert live.table.entries[key].n == 4
     assert not live.pending
     check_table(live, gen)
+
+
+def test_srv_names_keep_their_order_as_an_app_scales() -> None:
+    """An app's SRV names (over PRIOR_ORDER_MIN targets) keep their random
+    order across changes, new records going in at random places: the table
+    still equals a fresh compile, each ordering is led by another record,
+    and over many scalings every record leads."""
+    gen = base_generator()
+    live = LiveAnswers(gen.record_set(), SETTINGS, 1, random.Random(7))
+    rng = random.Random(3)
+    up: list[str] = []
+    leaders: set[bytes] = set()
+    key = HOT_PREFIX + wire.text_to_wire("_web._tcp.marathon.mesos.") + b"\x00\x21\x00\x01"
+    udp = HOT_PREFIX + wire.text_to_wire("_web._udp.marathon.mesos.") + b"\x00\x21\x00\x01"
+    for step in range(120):
+        if len(up) < 4 or (rng.random() < 0.6 and len(up) < 30):
+            tid = f"t{step}"
+            gen.put_task(running(tid, AGENT1, f"10.0.4.{step + 1}"))
+            up.append(tid)
+        else:
+            gen.remove_task("fw-1", up.pop(rng.randrange(len(up))))
+        # _tcp and _udp have the same targets: compiled once, from the order
+        # one of them had
+        priors = [live.table.entries[k].rrs for k in (key, udp) if k in live.table.entries]
+        live.update(gen.take_changes(), defer=False)
+        live.set_serial(step + 2)
+        check_table(live, gen)
+        e = live.table.entries[key]
+        if priors and len(e.rrs) >= 8:  # the records that remain keep their order
+            kept = [rr for rr in e.rrs if rr in priors[0]]
+            assert any(kept == [rr for rr in p if rr in e.rrs] for p in priors)
+        firsts = [e.ordering(v)[0] for v in range(len(e.starts))]
+        assert len(set(firsts)) == len(firsts) == min(len(up), 8)
+        leaders.update(firsts)
+    assert len(leaders) > 40

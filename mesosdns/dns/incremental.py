@@ -36,6 +36,7 @@ path), and ``info.skipped_names`` keeps the count of the full compile.
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, overload
@@ -53,6 +54,7 @@ from mesosdns.dns.answers import (
     _compile_zone,
     _Compiler,
     _Glue,
+    _starts,
     _zones_inside,
     ns_record,
     soa_record,
@@ -65,6 +67,9 @@ V = TypeVar("V")
 
 # SRV names with more targets than this are recompiled in batches (`update`)
 DEFER_TARGETS = 64
+# SRV names with at least this many targets keep their order across changes
+PRIOR_ORDER_MIN = 8
+_PORT = struct.Struct(">H").pack
 # names whose wire form is remembered (cleared when full)
 WIRE_CACHE = 100_000
 
@@ -250,6 +255,7 @@ class LiveAnswers:
                 old = entries.get(prefix + srv_key)
                 if old is not None and old.glue is not None:
                     comp.seed(old.glue)
+                comp.prior = old
                 for tail in _QTAIL.values():
                     key = prefix + tail
                     if entries.pop(key, None) is not None:
@@ -315,6 +321,10 @@ class _LiveCompiler(_Compiler):
         # per update: (targets, question length) -> entry
         self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
         self.stale: set[str] = set()  # per update: hosts not to seed
+        # the SRV entry being replaced (set by LiveAnswers.update per name)
+        self.prior: Entry | None = None
+        # an SRV target's record (it depends on the target and the settings)
+        self.srv_rrs: dict[SRVTarget, bytes] = {}
 
     def new_update(self, changed: Iterable[str | None]) -> None:
         self.shapes.clear()
@@ -329,6 +339,41 @@ class _LiveCompiler(_Compiler):
             host = g.host
             if host not in targets and host not in stale:
                 targets[host] = g
+
+    def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
+        """As `_Compiler._srv_shape`, but a name that had an entry keeps its
+        random order: the records that remain stay in place and new ones go
+        in at random places (still a uniformly random order), so a change
+        costs dictionary look-ups per target, not a shuffle."""
+        prior = self.prior
+        if prior is None or prior.glue is None or len(targets) < PRIOR_ORDER_MIN:
+            return super()._srv_shape(targets)
+        failed = False
+        records: dict[bytes, _Glue] = {}
+        cache = self.srv_rrs
+        if len(cache) > 500_000:
+            cache.clear()
+        for target in targets:
+            g = self._target(target.host)
+            if g is None:
+                failed = True
+                continue
+            failed |= g.failed
+            rr = cache.get(target)
+            if rr is None:
+                rr = cache[target] = g.srv_prefix + _PORT(target.port & 0xFFFF) + g.twire
+            records[rr] = g
+        if not records:
+            return (), (), (), failed
+        order = [rr for rr in prior.rrs if rr in records]
+        if len(order) < len(records):
+            had = set(order)
+            randrange = self.rng.randrange
+            for rr in records:
+                if rr not in had:
+                    order.insert(randrange(len(order) + 1), rr)
+        rrs = tuple(order)
+        return rrs, tuple(map(records.__getitem__, rrs)), _starts(len(rrs)), failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
         tkey = tuple(targets)

@@ -463,64 +463,54 @@ class IncrementalGenerator:
 
     def _inc(self, rec: EnumRecord) -> None:
         name, value, kind = rec
-        if kind == "SRV":
-            target = _target(value)
-            srv = self.srv.get(name)
-            if srv is None:
-                self.srv[name] = {target: 1}
-            else:
-                count = srv.get(target, 0)
-                srv[target] = count + 1
-                if count:
-                    return
-            self._changed.add(name)
-            targets = self._srv_targets.setdefault(target.host, {})
-            targets[name] = targets.get(name, 0) + 1
+        if kind != "SRV":
+            if _count_up(self._maps[kind], name, value):
+                self._changed.add(name)
+                self._changed_addr.add(name)
             return
-        names = self._maps[kind]
-        values = names.get(name)
-        if values is None:
-            names[name] = {value: 1}
-        else:
-            count = values.get(value, 0)
-            values[value] = count + 1
-            if count:
-                return
-        self._changed.add(name)
-        self._changed_addr.add(name)
+        target = _target(value)
+        if _count_up(self.srv, name, target):
+            self._changed.add(name)
+            _count_up(self._srv_targets, target.host, name)
 
     def _dec(self, rec: EnumRecord) -> None:
         name, value, kind = rec
-        if kind == "SRV":
-            target = _target(value)
-            srv = self.srv[name]
-            count = srv[target]
-            if count > 1:
-                srv[target] = count - 1
-                return
-            del srv[target]
-            if not srv:
-                del self.srv[name]
+        if kind != "SRV":
+            if _count_down(self._maps[kind], name, value):
+                self._changed.add(name)
+                self._changed_addr.add(name)
+            return
+        target = _target(value)
+        if _count_down(self.srv, name, target):
             self._changed.add(name)
-            targets = self._srv_targets[target.host]
-            if targets[name] > 1:
-                targets[name] -= 1
-            else:
-                del targets[name]
-                if not targets:
-                    del self._srv_targets[target.host]
-            return
-        names = self._maps[kind]
-        values = names[name]
-        count = values[value]
-        if count > 1:
-            values[value] = count - 1
-            return
-        del values[value]
-        if not values:
-            del names[name]
-        self._changed.add(name)
-        self._changed_addr.add(name)
+            _count_down(self._srv_targets, target.host, name)
+
+
+K = TypeVar("K")
+
+
+def _count_up(counts: dict[str, dict[K, int]], name: str, key: K) -> bool:
+    """One more contributor of ``key`` under ``name``; whether it is new."""
+    values = counts.get(name)
+    if values is None:
+        counts[name] = {key: 1}
+        return True
+    n = values.get(key, 0)
+    values[key] = n + 1
+    return not n
+
+
+def _count_down(counts: dict[str, dict[K, int]], name: str, key: K) -> bool:
+    """One contributor of ``key`` under ``name`` fewer; whether it is gone."""
+    values = counts[name]
+    n = values[key]
+    if n > 1:
+        values[key] = n - 1
+        return False
+    del values[key]
+    if not values:
+        del counts[name]
+    return True
 
 
 def _records(b: _Builder) -> tuple[EnumRecord, ...]:
