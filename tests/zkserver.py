@@ -84,6 +84,7 @@ class ZooKeeperServer:
         self.quorum = quorum  # [(myid, peer port, election port)]
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+        self._log_start = 0
 
     @property
     def hosts(self) -> str:
@@ -118,7 +119,9 @@ class ZooKeeperServer:
         cfg = self._write_config()
         classpath = str(ZK_JAR) + (f":{LOG_JAR}" if LOG_JAR.exists() else "")
         main = QUORUM_MAIN if self.quorum is not None else STANDALONE_MAIN
-        self._log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
+        log_path = self.data_dir / "server.log"
+        self._log_start = log_path.stat().st_size if log_path.exists() else 0
+        self._log = open(log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 "java",
@@ -142,6 +145,15 @@ class ZooKeeperServer:
             self.wait_ready(timeout)
         return self
 
+    def _bind_failed(self) -> bool:
+        """The server exited because a port was taken: the ports are picked
+        free, but any outgoing connection on this machine may take one as its
+        local port before (or, for a restart, while) the server binds it."""
+        log = self.data_dir / "server.log"
+        return self.proc is not None and self.proc.poll() is not None and (
+            b"Address already in use" in log.read_bytes()[self._log_start :]
+        )
+
     def serving(self) -> bool:
         """True when the server answers and is part of a working quorum."""
         return b"Mode:" in four_letter(self.port, b"srvr")
@@ -149,6 +161,11 @@ class ZooKeeperServer:
     def wait_ready(self, timeout: float = 30.0) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            if self._bind_failed() and time.monotonic() < end - 5:
+                self.stop()  # a port was taken meanwhile: wait, then try again
+                time.sleep(1.0)
+                self.start(wait=False)
+                continue
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"ZooKeeper exited early; see {self.data_dir / 'server.log'}")
             if four_letter(self.port) == b"imok" and self.serving():

@@ -422,6 +422,7 @@ def _tail(
 
 
 pack_counts = struct.Struct(">HHHH").pack
+_PORT = struct.Struct(">H").pack
 
 
 class _Compiler:
@@ -440,6 +441,7 @@ class _Compiler:
         self.srv_head = b"\xc0\x0c\x00\x21\x00\x01" + ttl
         self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
         self.targets: dict[str, _Glue | None] = {}
+        self.srv_rrs: dict[SRVTarget, bytes] = {}  # a target's SRV record
 
     def address_entry(
         self, wname: bytes, values: Iterable[str], kind: int
@@ -487,20 +489,30 @@ class _Compiler:
             return None, shape[3]
         return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], shape), shape[3]
 
-    def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
-        """The records of ``targets`` in a random order, with their glue."""
+    def _srv_records(self, targets: Sequence[SRVTarget]) -> tuple[dict[bytes, _Glue], bool]:
+        """Each target's SRV record, with its glue; and whether a target could
+        not be formatted. A target's record is built once per compiler."""
         failed = False
-        pairs: list[tuple[bytes, _Glue]] = []
-        pack = struct.pack
+        records: dict[bytes, _Glue] = {}
+        cache = self.srv_rrs
         for target in targets:
             g = self._target(target.host)
             if g is None:
                 failed = True
                 continue
             failed |= g.failed
-            pairs.append((g.srv_prefix + pack(">H", target.port & 0xFFFF) + g.twire, g))
-        if not pairs:
+            rr = cache.get(target)
+            if rr is None:
+                rr = cache[target] = g.srv_prefix + _PORT(target.port & 0xFFFF) + g.twire
+            records[rr] = g
+        return records, failed
+
+    def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
+        """The records of ``targets`` in a random order, with their glue."""
+        records, failed = self._srv_records(targets)
+        if not records:
             return (), (), (), failed
+        pairs = list(records.items())
         if len(pairs) > 1:
             self.rng.shuffle(pairs)
         rrs, glue = zip(*pairs, strict=True)

@@ -36,7 +36,6 @@ path), and ``info.skipped_names`` keeps the count of the full compile.
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, overload
@@ -69,7 +68,6 @@ V = TypeVar("V")
 DEFER_TARGETS = 64
 # SRV names with at least this many targets keep their order across changes
 PRIOR_ORDER_MIN = 8
-_PORT = struct.Struct(">H").pack
 # names whose wire form is remembered (cleared when full)
 WIRE_CACHE = 100_000
 
@@ -323,8 +321,6 @@ class _LiveCompiler(_Compiler):
         self.stale: set[str] = set()  # per update: hosts not to seed
         # the SRV entry being replaced (set by LiveAnswers.update per name)
         self.prior: Entry | None = None
-        # an SRV target's record (it depends on the target and the settings)
-        self.srv_rrs: dict[SRVTarget, bytes] = {}
 
     def new_update(self, changed: Iterable[str | None]) -> None:
         self.shapes.clear()
@@ -348,21 +344,9 @@ class _LiveCompiler(_Compiler):
         prior = self.prior
         if prior is None or prior.glue is None or len(targets) < PRIOR_ORDER_MIN:
             return super()._srv_shape(targets)
-        failed = False
-        records: dict[bytes, _Glue] = {}
-        cache = self.srv_rrs
-        if len(cache) > 500_000:
-            cache.clear()
-        for target in targets:
-            g = self._target(target.host)
-            if g is None:
-                failed = True
-                continue
-            failed |= g.failed
-            rr = cache.get(target)
-            if rr is None:
-                rr = cache[target] = g.srv_prefix + _PORT(target.port & 0xFFFF) + g.twire
-            records[rr] = g
+        if len(self.srv_rrs) > 500_000:
+            self.srv_rrs.clear()
+        records, failed = self._srv_records(targets)
         if not records:
             return (), (), (), failed
         order = [rr for rr in prior.rrs if rr in records]
