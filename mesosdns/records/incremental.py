@@ -61,6 +61,7 @@ from mesosdns.records.model import (
 from mesosdns.state.model import Agent, Framework, State, Status, Task, parse_pid
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 RUNNING = "TASK_RUNNING"
 # States after which a task never runs again: the task is dropped. (TASK_LOST
@@ -272,9 +273,9 @@ class IncrementalGenerator:
         (they follow later changes; the enumeration is built on first use)."""
         return RecordSet(
             domain=self.params.domain,
-            a=AddressView(self.a),
-            aaaa=AddressView(self.aaaa),
-            srv=SRVView(self.srv),
+            a=CountedView(self.a),
+            aaaa=CountedView(self.aaaa),
+            srv=CountedView(self.srv),
             frameworks=LazyEnumeration(self),
             skipped=self.skipped,
         )
@@ -536,57 +537,25 @@ def _target(text: str) -> SRVTarget:
     return got
 
 
-class AddressView(Mapping[str, tuple[str, ...]]):
-    """A live, read-only view: name -> addresses (A or AAAA)."""
+class CountedView(Mapping[str, tuple[V, ...]]):
+    """A live, read-only view of counted values: name -> the values (A or
+    AAAA addresses, SRV targets) whose count is positive."""
 
     __slots__ = ("_d",)
 
-    def __init__(self, d: dict[str, dict[str, int]]) -> None:
+    def __init__(self, d: dict[str, dict[V, int]]) -> None:
         self._d = d
 
-    def __getitem__(self, name: str) -> tuple[str, ...]:
+    def __getitem__(self, name: str) -> tuple[V, ...]:
         return tuple(self._d[name])
 
     @overload
-    def get(self, name: str, /) -> tuple[str, ...] | None: ...
+    def get(self, name: str, /) -> tuple[V, ...] | None: ...
     @overload
-    def get(self, name: str, /, default: tuple[str, ...] | T) -> tuple[str, ...] | T: ...
+    def get(self, name: str, /, default: tuple[V, ...] | T) -> tuple[V, ...] | T: ...
     def get(
-        self, name: str, /, default: tuple[str, ...] | T | None = None
-    ) -> tuple[str, ...] | T | None:
-        values = self._d.get(name)
-        return tuple(values) if values is not None else default
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._d
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._d)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
-class SRVView(Mapping[str, tuple[SRVTarget, ...]]):
-    """A live, read-only view: name -> SRV targets."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: dict[str, dict[SRVTarget, int]]) -> None:
-        self._d = d
-
-    def __getitem__(self, name: str) -> tuple[SRVTarget, ...]:
-        return tuple(self._d[name])
-
-    @overload
-    def get(self, name: str, /) -> tuple[SRVTarget, ...] | None: ...
-    @overload
-    def get(
-        self, name: str, /, default: tuple[SRVTarget, ...] | T
-    ) -> tuple[SRVTarget, ...] | T: ...
-    def get(
-        self, name: str, /, default: tuple[SRVTarget, ...] | T | None = None
-    ) -> tuple[SRVTarget, ...] | T | None:
+        self, name: str, /, default: tuple[V, ...] | T | None = None
+    ) -> tuple[V, ...] | T | None:
         values = self._d.get(name)
         return tuple(values) if values is not None else default
 
@@ -631,8 +600,7 @@ class LazyEnumeration(Sequence[EnumFramework]):
 
 __all__ = [
     "FINAL_STATES",
-    "AddressView",
+    "CountedView",
     "IncrementalGenerator",
     "LazyEnumeration",
-    "SRVView",
 ]
