@@ -26,6 +26,7 @@ from mesosdns import __version__
 from mesosdns.config import Config
 from mesosdns.dns.aliases import Renamer, alias_domains
 from mesosdns.metrics import CONTENT_TYPE, Metrics
+from mesosdns.records.bodies import axfr_body, enumerate_body
 from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
 
@@ -81,45 +82,6 @@ def services_body(
                 out.append({"service": service, "host": host, "ip": values[0],
                             "port": str(target.port)})
     return out or [{"service": "", "host": "", "ip": "", "port": ""}]
-
-
-def enumerate_body(rs: RecordSet) -> dict[str, Any]:
-    return {
-        "frameworks": [
-            {
-                "tasks": [
-                    {
-                        "name": t.name,
-                        "id": t.id,
-                        "records": [
-                            {"name": r.name, "host": r.host, "rtype": r.rtype} for r in t.records
-                        ]
-                        or None,  # Go marshals an empty slice it never appended to as null
-                    }
-                    for t in f.tasks
-                ],
-                "name": f.name,
-            }
-            for f in rs.frameworks
-        ]
-    }
-
-
-def axfr_body(snap: Snapshot, config: Config) -> dict[str, Any]:
-    rs = snap.records
-    return {
-        "TTL": config.ttl,
-        "Serial": snap.serial,
-        "RefreshSeconds": config.refresh_seconds,
-        "Mname": config.soa_mname,
-        "Rname": config.soa_rname,
-        "Domain": config.domain,
-        "Records": {
-            "As": {k: list(v) for k, v in rs.a.items()},
-            "AAAAs": {k: list(v) for k, v in rs.aaaa.items()},
-            "SRVs": {k: [str(t) for t in v] for k, v in rs.srv.items()},
-        },
-    }
 
 
 def _json(body: bytes | Any, status: int = 200) -> web.Response:
@@ -231,7 +193,7 @@ class API:
 
     async def axfr(self, _: web.Request) -> web.Response:
         snap = self._snapshot()
-        return _json(snap.body("axfr", lambda: axfr_body(snap, self.config)))
+        return _json(snap.body("axfr", lambda: axfr_body(snap.records, snap.serial, self.config)))
 
     async def metrics_handler(self, _: web.Request) -> web.Response:
         resp = web.Response(body=self.metrics.render())

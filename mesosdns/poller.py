@@ -1,11 +1,11 @@
-"""The refresh loop: fetch, parse, resolve, generate, compile, swap.
+"""The refresh loop: fetch, decode, resolve, then diff into the engine.
 
 Every ``refreshSeconds`` (and at once when the masters change) the poller
-fetches the leading master's state (or reads ``stateFile``), parses it,
-resolves the agent and framework host names that are not IP literals,
-generates the record set, compiles it for DNS, and publishes the result with
-one assignment. The CPU-heavy steps run in a worker thread so the event loop
-keeps answering queries during a large refresh.
+fetches the leading master's state (or reads ``stateFile``), decodes it,
+resolves the agent and framework host names that are not IP literals, and
+applies it to the `Engine` (`mesosdns.builder.engine`): the first state is
+built whole, later ones as the diff against the state held, so that a poll
+recompiles only the names that changed. Each version goes to the sink.
 
 Any failure (no master answers, 5xx, timeout, invalid JSON, no leader) keeps
 the last good records; it is counted by kind and logged once per kind until
@@ -16,24 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
 
+from mesosdns.builder.engine import Compilers, Engine
 from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
-from mesosdns.records.generator import GeneratorParams, generate, hosts_to_resolve
-from mesosdns.records.model import RecordSet
-from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.records.generator import GeneratorParams, hosts_to_resolve
 from mesosdns.state.client import StateClient, load_state_file
-from mesosdns.state.model import State, parse_state
+from mesosdns.state.model import State, Task, parse_state
+from mesosdns.store.update import Update
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 RESOLVE_TIMEOUT = 5.0
 
 
@@ -63,34 +62,40 @@ async def resolve_hosts(hosts: Sequence[str], timeout: float = RESOLVE_TIMEOUT
     return {host: ips for host, ips in results if ips}
 
 
-class Poller(Generic[T]):
-    """Owns the refresh loop. ``compile`` runs in a thread; ``publish`` on the loop.
+class Poller:
+    """Owns the refresh loop and the engine it feeds.
 
-    ``compile(records, serial, state, params)``: the state and the generator
-    parameters of the refresh are passed too (the operator zones' templates
-    and the cluster PTR records need them).
+    Each refresh fetches and decodes the state, resolves host names, and
+    applies the state to the `Engine`: as a diff when the engine holds a
+    state built with the same settings, else as a full build (in a worker
+    thread). Every version goes to ``sink``. ``compilers()`` returns what
+    the answers are compiled with; a different value (a config reload)
+    makes the next refresh a full build.
     """
 
     def __init__(
         self,
         source: Source,
         params: GeneratorParams,
-        store: SnapshotStore,
         stats: RefreshStats,
         *,
         refresh_seconds: float,
-        compile: Callable[[RecordSet, int, State, GeneratorParams], T],
-        publish: Callable[[Snapshot, T], None],
+        compilers: Callable[[], Compilers],
+        sink: Callable[[Update], None],
         masters: Callable[[], Sequence[str]] = lambda: ("",),
+        engine: Engine | None = None,
+        defer_seconds: float = 0.5,
     ) -> None:
         self.source = source
         self.params = params
-        self.store = store
         self.stats = stats
         self.refresh_seconds = refresh_seconds
-        self.compile = compile
-        self.publish = publish
+        self.compilers = compilers
+        self.sink = sink
         self.masters = masters
+        self.engine = engine or Engine()
+        self.defer_seconds = defer_seconds  # how long a large SRV name may lag
+        self._pending_timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._logged: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +114,9 @@ class Poller(Generic[T]):
         # swallow one that races with its result).
         self._closing.set()
         self._wake.set()
+        if self._pending_timer is not None:
+            self._pending_timer.cancel()
+            self._pending_timer = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -128,7 +136,7 @@ class Poller(Generic[T]):
                     await self._wake.wait()
 
     async def refresh(self) -> bool:
-        """One refresh; True when new records were published."""
+        """One refresh; True when it succeeded (whether or not records changed)."""
         self.stats.attempts += 1
         started = time.monotonic()
         try:
@@ -139,8 +147,7 @@ class Poller(Generic[T]):
             resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
             # the masters list that found the state also names masterN records
             params = replace(self.params, masters=masters, resolved=resolved)
-            serial = self.store.next_serial()
-            records, compiled = await asyncio.to_thread(self._build, state, params, serial)
+            changes = await self.load(state, params, origin)
         except (FetchError, StateError) as exc:
             self._failed(exc.kind, str(exc))
             return False
@@ -148,7 +155,6 @@ class Poller(Generic[T]):
             log.exception("refresh failed unexpectedly")
             self._failed("internal", repr(exc))
             return False
-        self.publish(Snapshot(records, serial, source=origin), compiled)
         duration = time.monotonic() - started
         self.stats.successes += 1
         self.stats.last_success = time.time()
@@ -160,12 +166,54 @@ class Poller(Generic[T]):
         if state.skipped and state.skipped != previous_skipped:
             # logged when the number changes, not at every refresh of the same state
             log.warning("state from %s: %d malformed items skipped", origin, state.skipped)
-        log.info("records refreshed from %s in %.3fs: %s", origin, duration, records.count())
+        log.info("records refreshed from %s in %.3fs (%s)", origin, duration, changes)
         return True
 
-    def _build(self, state: State, params: GeneratorParams, serial: int) -> tuple[RecordSet, T]:
-        records = generate(state, params)
-        return records, self.compile(records, serial, state, params)
+    async def load(self, state: State, params: GeneratorParams, origin: str,
+                   orphans: Sequence[Task] = ()) -> str:
+        """Apply a whole state to the engine: a diff when it can be, else a
+        full build; publish the version. Returns what it did, for the log."""
+        engine, compilers = self.engine, self.compilers()
+        if engine.can_diff(params, compilers) and not orphans:
+            n = await asyncio.to_thread(engine.apply_state, state, params)
+            self._publish(engine.flush(origin, defer=False))
+            what = f"{n} changes"
+        else:
+            serial = engine.next_serial()
+            built = await asyncio.to_thread(engine.build, state, params, compilers, serial,
+                                            orphans)
+            self.sink(engine.install(built, compilers, origin))
+            # The build allocated millions of acyclic objects that reference
+            # counting frees; the cyclic GC's full collections would rescan
+            # them all: move them out of its view.
+            gc.freeze()
+            what = f"built whole: {engine.gen.counts() if engine.gen else {}}"
+            return what
+        if compilers.zones is not None:
+            # operator zones' templates and PTR records read the whole state
+            gen = engine.gen
+            assert gen is not None
+            rs = gen.frozen_record_set(with_enumeration=False)
+            zones = await asyncio.to_thread(compilers.zones, rs, engine.serial, state, params)
+            self.sink(engine.set_opzones(zones))
+        return what
+
+    def _publish(self, update: Update | None) -> None:
+        """Send a change; schedule the large SRV names it deferred."""
+        if update is None:
+            return
+        self.sink(update)
+        live = self.engine.live
+        if live is not None and live.pending and self._pending_timer is None:
+            loop = asyncio.get_running_loop()
+            self._pending_timer = loop.call_later(self.defer_seconds, self._compile_pending)
+
+    def _compile_pending(self) -> None:
+        self._pending_timer = None
+        if not self._closing.is_set():
+            update = self.engine.compile_pending()
+            if update is not None:
+                self.sink(update)
 
     async def _fetch(self, masters: Sequence[str]) -> tuple[bytes, str]:
         if self.source.state_file:
@@ -181,7 +229,8 @@ class Poller(Generic[T]):
         self.stats.failed(kind)
         if kind not in self._logged:
             self._logged.add(kind)
-            keeping = "keeping the last good records" if self.store.ready else "nothing served yet"
+            keeping = ("keeping the last good records" if self.engine.ready
+                       else "nothing served yet")
             log.error("state refresh failed (%s): %s; %s", kind, message, keeping)
         else:
             log.debug("state refresh failed again (%s): %s", kind, message)

@@ -60,16 +60,13 @@ from typing import Any
 import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from mesosdns.dns.answers import AnswerTable
+from mesosdns.builder.engine import Compilers, Engine
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
-from mesosdns.dns.settings import DNSSettings
 from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
 from mesosdns.poller import Poller, Source, resolve_hosts
 from mesosdns.records.generator import GeneratorParams, canonical_ip, hosts_to_resolve
 from mesosdns.records.incremental import IncrementalGenerator
-from mesosdns.records.model import RecordSet
-from mesosdns.snapshot import Snapshot, SnapshotStore
 from mesosdns.state.model import Framework, State, Task
 from mesosdns.state.stream import StreamError, Subscriber, Subscription
 from mesosdns.state.v1 import (
@@ -85,24 +82,13 @@ from mesosdns.state.v1 import (
     TaskUpdated,
     Unknown,
 )
-from mesosdns.zones.match import CompiledZones
+from mesosdns.store.update import Update
 
 log = logging.getLogger(__name__)
 
-Compiled = tuple[AnswerTable, CompiledZones | None]
-
 # at most this long (and the state timeout) for the framework pids at subscribe
 PID_TIMEOUT = 10.0
-ZonesCompile = Callable[[RecordSet, int, State, GeneratorParams], CompiledZones | None]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCompilers:
-    """What stream mode compiles with: the DNS settings, and the operator
-    zones' compile step (None: no operator zones)."""
-
-    settings: DNSSettings
-    zones: ZonesCompile | None = None
+StreamCompilers = Compilers  # the name stream mode's callers know it by
 
 
 @dataclass
@@ -143,27 +129,24 @@ class StreamStats:
         }
 
 
-class StreamPoller(Poller[Compiled]):
+class StreamPoller(Poller):
     """Follows the operator API event stream; polls while it is down.
 
-    Takes the `Poller`'s arguments (used as they are for the fallback polls)
-    and ``compilers``: called at each full build for the DNS settings and the
-    zones step (called again after ``compile`` was replaced, i.e. after a
-    config reload). ``subscriber`` defaults to one over ``source.client``.
+    Takes the `Poller`'s arguments (used as they are for the fallback polls,
+    which feed the same engine). ``subscriber`` defaults to one over
+    ``source.client``.
     """
 
     def __init__(
         self,
         source: Source,
         params: GeneratorParams,
-        store: SnapshotStore,
         stats: RefreshStats,
         *,
         refresh_seconds: float,
-        compile: Callable[[RecordSet, int, State, GeneratorParams], Compiled],
-        publish: Callable[[Snapshot, Compiled], None],
+        compilers: Callable[[], Compilers],
+        sink: Callable[[Update], None],
         masters: Callable[[], Sequence[str]] = lambda: ("",),
-        compilers: Callable[[], StreamCompilers],
         subscriber: Subscriber | None = None,
         backoff: float = 0.5,
         backoff_max: float = 30.0,
@@ -175,28 +158,19 @@ class StreamPoller(Poller[Compiled]):
         super().__init__(
             source,
             params,
-            store,
             stats,
             refresh_seconds=refresh_seconds,
-            compile=compile,
-            publish=publish,
+            compilers=compilers,
+            sink=sink,
             masters=masters,
+            engine=Engine(rng=rng or random.Random(), defer_targets=defer_targets),
+            defer_seconds=defer_seconds,
         )
-        self.compilers = compilers
         self.subscriber = subscriber
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.stable_after = stable_after
-        self.defer_seconds = defer_seconds  # how long a large SRV name may lag
-        self.defer_targets = defer_targets  # what "large" means (SRV targets)
-        self._pending_timer: asyncio.TimerHandle | None = None
-        self.rng = rng or random.Random()
         self.stream_stats = StreamStats()
-        self.gen: IncrementalGenerator | None = None
-        self.live: LiveAnswers | None = None
-        self.zones: CompiledZones | None = None
-        self._compilers: StreamCompilers | None = None
-        self._compile_seen: object = None
         self._sub: Subscription | None = None
         self._source = ""
         self._kicked = False
@@ -217,6 +191,14 @@ class StreamPoller(Poller[Compiled]):
     # -- lifecycle -----------------------------------------------------
 
     @property
+    def gen(self) -> IncrementalGenerator | None:
+        return self.engine.gen
+
+    @property
+    def live(self) -> LiveAnswers | None:
+        return self.engine.live
+
+    @property
     def streaming(self) -> bool:
         """Whether records currently follow a live stream."""
         return self._sub is not None and self.gen is not None
@@ -229,9 +211,6 @@ class StreamPoller(Poller[Compiled]):
 
     async def stop(self) -> None:
         self._closing.set()
-        if self._pending_timer is not None:
-            self._pending_timer.cancel()
-            self._pending_timer = None
         if self._sub is not None:
             self._sub.close()
         for task in list(self._tasks):
@@ -344,9 +323,7 @@ class StreamPoller(Poller[Compiled]):
         self._last_poll = now
         self.stream_stats.fallback_polls += 1
         async with self._lock:
-            if await self.refresh():
-                # the polled table is served now; the next SUBSCRIBED rebuilds
-                self.gen = self.live = None
+            await self.refresh()  # into the same engine; SUBSCRIBED rebuilds
 
     # -- events --------------------------------------------------------
 
@@ -408,63 +385,35 @@ class StreamPoller(Poller[Compiled]):
             assert isinstance(event, Heartbeat)
 
     def _flush(self) -> None:
-        """Recompile what the applied changes touched; publish a snapshot;
-        schedule the large SRV names deferred."""
-        live = self._flush_changes()
-        if live is not None and live.pending and self._pending_timer is None:
-            loop = asyncio.get_running_loop()
-            self._pending_timer = loop.call_later(self.defer_seconds, self._compile_pending)
-
-    def _flush_changes(self) -> LiveAnswers | None:
-        gen, live = self.gen, self.live
-        if gen is None or live is None:
-            return None
-        changed = gen.take_changes()
-        if not changed:
-            return None
-        self.stream_stats.names_compiled += live.update(changed)
-        serial = self.store.next_serial()
-        live.set_serial(serial)
-        self.stream_stats.flushes += 1
-        self._zones_dirty = True
-        self.store.publish(Snapshot(gen.record_set(), serial, source=self._source))
-        return live
-
-    def _compile_pending(self) -> None:
-        """The large SRV names deferred by the last flushes (see
-        `LiveAnswers.update`)."""
-        self._pending_timer = None
-        live = self.live
-        if live is not None and not self._closing.is_set():
-            self.stream_stats.names_compiled += live.compile_pending()
+        """Recompile what the applied changes touched and publish it."""
+        update = self.engine.flush(self._source)
+        if update is not None:
+            self.stream_stats.names_compiled += len(update.a)
+            self.stream_stats.flushes += 1
+            self._zones_dirty = True
+            self._publish(update)
 
     # -- full builds ---------------------------------------------------
-
-    def _current_compilers(self) -> StreamCompilers:
-        if self._compilers is None or self._compile_seen is not self.compile:
-            self._compilers = self.compilers()
-            self._compile_seen = self.compile
-        return self._compilers
 
     async def _full_build(self, state: State, orphans: Sequence[Task], source: str) -> None:
         """Build the records and answers of ``state`` (in a thread) and publish."""
         self.stats.attempts += 1
         started = time.monotonic()
-        compilers = self._current_compilers()
         masters = tuple(self.masters())
         resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
         params = replace(self.params, masters=masters, resolved=resolved)
-        serial = self.store.next_serial()
-        gen, live, zones = await asyncio.to_thread(
-            self._full_build_sync, state, tuple(orphans), params, serial, compilers
+        engine, compilers = self.engine, self.compilers()
+        serial = engine.next_serial()
+        built = await asyncio.to_thread(
+            engine.build, state, params, compilers, serial, tuple(orphans)
         )
-        self.gen, self.live, self.zones, self._source = gen, live, zones, source
+        self._source = source
         self._zones_dirty = False
-        self.publish(Snapshot(gen.record_set(), serial, source=source), (live.table, zones))
+        self.sink(engine.install(built, compilers, source))
         # Events allocate objects the cyclic GC tracks; its full collections
         # would rescan the millions built here (pauses of a large fraction of
-        # a second, on the thread that answers DNS). They are acyclic and
-        # freed by reference counting: move them out of the collector's view.
+        # a second). They are acyclic and freed by reference counting: move
+        # them out of the collector's view.
         gc.freeze()
         duration = time.monotonic() - started
         self.stream_stats.subscriptions += 1
@@ -475,32 +424,11 @@ class StreamPoller(Poller[Compiled]):
         self.stats.skipped_items = state.skipped
         if state.skipped:
             log.warning("state from %s: %d malformed items skipped", source, state.skipped)
+        gen = engine.gen
         log.info(
-            "records built from the event stream of %s in %.3fs: %s", source, duration, gen.counts()
+            "records built from the event stream of %s in %.3fs: %s", source, duration,
+            gen.counts() if gen else {},
         )
-
-    def _full_build_sync(
-        self,
-        state: State,
-        orphans: tuple[Task, ...],
-        params: GeneratorParams,
-        serial: int,
-        compilers: StreamCompilers,
-    ) -> tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None]:
-        gen = IncrementalGenerator.from_state(state, params, orphans)
-        live = LiveAnswers(
-            gen.record_set(),
-            compilers.settings,
-            serial,
-            self.rng,
-            defer_targets=self.defer_targets,
-        )
-        zones = None
-        if compilers.zones is not None:
-            zones = compilers.zones(
-                gen.frozen_record_set(with_enumeration=False), serial, state, params
-            )
-        return gen, live, zones
 
     async def _reconfigure(self) -> None:
         """After trigger(): apply a new masters list, or rebuild for a new
@@ -511,7 +439,7 @@ class StreamPoller(Poller[Compiled]):
                 return
             masters = tuple(self.masters())
             wanted = replace(self.params, masters=gen.params.masters, resolved=gen.params.resolved)
-            if self._compile_seen is not self.compile or wanted != gen.params:
+            if self.compilers() != self.engine.compilers or wanted != gen.params:
                 log.info("configuration changed: rebuilding the records")
                 await self._full_build(gen.state(), gen.orphans(), self._source)
             else:
@@ -652,15 +580,15 @@ class StreamPoller(Poller[Compiled]):
                     await self._closing.wait()
             if self._closing.is_set():
                 return
-            compilers = self._compilers
+            compilers = self.engine.compilers
             if not self._zones_dirty or compilers is None or compilers.zones is None:
                 continue
             async with self._lock:
-                gen, live = self.gen, self.live
-                if gen is None or live is None:
+                gen = self.gen
+                if gen is None:
                     continue
                 rs = gen.frozen_record_set(with_enumeration=False)
-                state, params, serial = gen.state(), gen.params, live.serial
+                state, params, serial = gen.state(), gen.params, self.engine.serial
                 self._zones_dirty = False
             try:
                 zones = await asyncio.to_thread(compilers.zones, rs, serial, state, params)
@@ -668,10 +596,8 @@ class StreamPoller(Poller[Compiled]):
                 log.exception("operator zones: recompiling failed; keeping the last ones")
                 continue
             async with self._lock:
-                current = self.store.current
-                if self.gen is gen and current is not None:
-                    self.zones = zones
-                    self.publish(current, (live.table, zones))
+                if self.gen is gen:
+                    self.sink(self.engine.set_opzones(zones))
 
 
 def with_pids(state: State, pids: dict[str, str | None]) -> State:

@@ -37,7 +37,7 @@ from dns_support import (
 )
 
 from mesosdns.api import API, hosts_body, services_body
-from mesosdns.app import dns_settings
+from mesosdns.builder.service import dns_settings
 from mesosdns.config import parse_config
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import (

@@ -23,7 +23,7 @@ import pytest
 from dns_support import SERIAL, LoopThread, ServerThread, Upstream, settings, wait_for
 
 from mesosdns import config as config_module
-from mesosdns.app import dns_settings
+from mesosdns.builder.service import dns_settings
 from mesosdns.config import parse_config
 from mesosdns.dns import settings as settings_module
 from mesosdns.dns.protocol import RecursionACL

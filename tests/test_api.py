@@ -479,9 +479,9 @@ def test_bodies_are_built_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> 
         built.append("enumerate")
         return real_enumerate(rs)
 
-    def axfr_body(snap: Snapshot, config: Config) -> dict[str, Any]:
+    def axfr_body(rs: RecordSet, serial: int, config: Config) -> dict[str, Any]:
         built.append("axfr")
-        return real_axfr(snap, config)
+        return real_axfr(rs, serial, config)
 
     monkeypatch.setattr(api_module, "enumerate_body", enumerate_body)
     monkeypatch.setattr(api_module, "axfr_body", axfr_body)

@@ -688,25 +688,27 @@ def test_poller_stops_when_a_refresh_was_just_triggered() -> None:
     hold the shutdown up. On Python 3.11, ``asyncio.wait_for`` swallowed the
     cancellation racing with the wake-up, and the poller ran on for ever: a
     mesos-dns using ZooKeeper sometimes ignored SIGTERM."""
+    from mesosdns.builder.engine import Compilers
+    from mesosdns.dns.settings import DNSSettings
     from mesosdns.metrics import RefreshStats
     from mesosdns.poller import Poller, Source
     from mesosdns.records.generator import GeneratorParams
-    from mesosdns.snapshot import SnapshotStore
+    from mesosdns.store.update import Update
 
     async def once() -> None:
-        store = SnapshotStore()
-        poller: Poller[None] = Poller(
+        published: list[Update] = []
+        compilers = Compilers(DNSSettings())
+        poller = Poller(
             Source(state_file=str(DEMO_FILE)),
             GeneratorParams(),
-            store,
             RefreshStats(),
             refresh_seconds=60.0,
-            compile=lambda *_: None,
-            publish=lambda snap, _: store.publish(snap),
+            compilers=lambda: compilers,
+            sink=published.append,
         )
         poller.start()
         for _ in range(200):  # until the first refresh is done and it waits
-            if store.ready:
+            if published:
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.02)

@@ -19,7 +19,8 @@ from dns_support import LoopThread
 from fakemaster import FakeMaster
 from reliability_support import AppThread, good_state
 
-from mesosdns.app import log_config_summary, state_client
+from mesosdns.app import log_config_summary
+from mesosdns.builder.service import state_client
 from mesosdns.config import parse_config
 from mesosdns.errors import ConfigError, FetchError
 

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from mesosdns.api import enumerate_body, hosts_body
 from mesosdns.app import App
 from mesosdns.config import parse_config
-from mesosdns.dns.answers import compile_answers
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.metrics import RefreshStats
@@ -35,12 +34,14 @@ from mesosdns.poller import Source
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
-from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.snapshot import SnapshotStore
 from mesosdns.state.client import StateClient
-from mesosdns.state.model import State, Task, parse_state
+from mesosdns.state.model import Task, parse_state
 from mesosdns.state.stream import RecordIODecoder, StreamError, Subscriber
 from mesosdns.state.v1 import Heartbeat, Subscribed, TaskAdded
-from mesosdns.stream_poller import Compiled, StreamCompilers, StreamPoller
+from mesosdns.store.replica import Replica
+from mesosdns.store.update import Update, frames
+from mesosdns.stream_poller import StreamCompilers, StreamPoller
 
 T = TypeVar("T")
 
@@ -215,21 +216,25 @@ class Harness:
     async def __aenter__(self) -> Harness:
         await self.dns.start()
 
-        def compile_fn(rs: RecordSet, serial: int, state: State, p: GeneratorParams) -> Compiled:
-            return compile_answers(rs, self.settings, serial), None
+        def version(replica: Replica, full: bool) -> None:
+            if full and replica.table is not None:
+                self.dns.set_table(replica.table)
+            snap = replica.snapshot()
+            if snap is not None:
+                self.store.publish(snap)
 
-        def publish(snap: Snapshot, compiled: Compiled) -> None:
-            self.dns.set_table(compiled[0])
-            self.store.publish(snap)
+        self.replica = Replica(version)
+
+        def sink(update: Update) -> None:
+            for frame in frames(update):
+                self.replica.feed(frame[4:])
 
         self.poller = StreamPoller(
             Source(client=self.client, timeout=2.0),
             GeneratorParams(listener_ips=("127.0.0.1",)),
-            self.store,
             RefreshStats(),
             refresh_seconds=self.kw.pop("refresh_seconds", 60.0),
-            compile=compile_fn,
-            publish=publish,
+            sink=sink,
             masters=lambda: self.masters,
             compilers=lambda: StreamCompilers(self.settings),
             subscriber=Subscriber(self.client, heartbeat_factor=2.0),
@@ -315,7 +320,9 @@ def test_serial_moves_only_when_records_change_and_http_follows() -> None:
             assert hosts_body(new.records, "api.marathon.mesos") == [
                 {"host": "api.marathon.mesos.", "ip": "10.0.4.1"}
             ]
-            body = enumerate_body(new.records)
+            records = h.poller.engine.records()
+            assert records is not None
+            body = enumerate_body(records)
             tasks = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
             assert tasks == ["old", "api"]
 

@@ -181,6 +181,7 @@ class AnswerTable:
         info: TableInfo,
         aliases: tuple[AnswerTable, ...] = (),
         alias_zone: bool = False,
+        hot: dict[bytes, tuple[Any, ...]] | None = None,
     ) -> None:
         self.rs = rs
         self.settings = settings
@@ -189,9 +190,10 @@ class AnswerTable:
         self.entries = entries
         # the UDP hot path's view: key -> (flag table, reply tail, ...), one
         # object fewer per look-up than going through the Entry
-        self.hot: dict[bytes, tuple[Any, ...]] = {
-            key: (e.fl512, *e.t512) for key, e in entries.items()
-        }
+        # (given when it was built along with ``entries``)
+        self.hot: dict[bytes, tuple[Any, ...]] = (
+            {key: (e.fl512, *e.t512) for key, e in entries.items()} if hot is None else hot
+        )
         self.names = names
         self.slow_names = slow_names
         self.exotic = exotic

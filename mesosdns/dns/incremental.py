@@ -38,7 +38,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import Renamer, alias_settings, overlaps
@@ -86,8 +86,144 @@ class _Zone:
     renamer: Renamer | None  # None: the cluster domain itself
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneSpec:
+    """Where one zone of a table lives: the cluster domain or an alias."""
+
+    apex: bytes
+    settings: DNSSettings
+    renamer: Renamer | None  # None: the cluster domain itself
+    forwarded: list[bytes]  # zones inside it that zoneResolvers forward
+
+
+@dataclass(slots=True)
+class ZoneSets:
+    """What a zone's compile found besides its entries."""
+
+    names: set[bytes]
+    slow: set[bytes]
+    exotic: bool
+    info: TableInfo
+
+
+def zone_specs(settings: DNSSettings) -> list[ZoneSpec]:
+    """The cluster domain, then each alias that overlaps no earlier zone."""
+    domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
+    specs = [ZoneSpec(domain, settings, None, _zones_inside(settings, domain))]
+    zones = [settings.domain]
+    for alias in settings.aliases:
+        apex = wire.text_to_wire(fqdn(alias.lower()))
+        if apex is None or any(overlaps(alias, z) for z in zones):
+            continue
+        zones.append(alias)
+        specs.append(
+            ZoneSpec(
+                apex,
+                alias_settings(settings, alias),
+                Renamer(settings.domain, alias),
+                _zones_inside(settings, apex),
+            )
+        )
+    return specs
+
+
+def zone_records(rs: RecordSet, spec: ZoneSpec) -> RecordSet:
+    """The zone's record set: ``rs`` itself, or live renamed views of it."""
+    ren = spec.renamer
+    if ren is None:
+        return rs
+    return RecordSet(
+        domain=ren.alias.rstrip("."),
+        a=RenamedView(rs.a, ren, _same),
+        aaaa=RenamedView(rs.aaaa, ren, _same),
+        srv=RenamedView(rs.srv, ren, _renamed_targets(ren)),
+        skipped=rs.skipped,
+    )
+
+
+def assemble(
+    rs: RecordSet,
+    settings: DNSSettings,
+    serial: int,
+    entries: dict[bytes, Entry],
+    specs: Sequence[ZoneSpec],
+    sets: Sequence[ZoneSets],
+    info: TableInfo,
+    hot: dict[bytes, tuple[Any, ...]] | None = None,
+) -> tuple[AnswerTable, list[_Zone]]:
+    """The main table (alias zone views inside) and its zones, from compiled
+    entries and each zone's sets; the zones share the sets given."""
+    zones: list[_Zone] = []
+    views: list[AnswerTable] = []
+    for spec, got in zip(specs[1:], sets[1:], strict=True):
+        zrs = zone_records(rs, spec)
+        view = AnswerTable(
+            rs=zrs,
+            settings=spec.settings,
+            serial=serial,
+            domain=spec.apex,
+            entries={},
+            names=got.names,
+            slow_names=got.slow,
+            exotic=got.exotic,
+            soa_rr=soa_record(spec.settings, serial, spec.apex),
+            ns_rr=ns_record(spec.settings, spec.apex),
+            info=got.info,
+            alias_zone=True,
+        )
+        views.append(view)
+        zones.append(
+            _Zone(spec.apex, view, spec.settings, zrs, got.names, got.slow, spec.forwarded,
+                  spec.renamer)
+        )
+    main, got = specs[0], sets[0]
+    table = AnswerTable(
+        rs=rs,
+        settings=settings,
+        serial=serial,
+        domain=main.apex,
+        entries=entries,
+        names=got.names,
+        slow_names=got.slow,
+        exotic=got.exotic,
+        soa_rr=soa_record(settings, serial),
+        ns_rr=ns_record(settings),
+        info=info,
+        aliases=tuple(views),
+        hot=hot,
+    )
+    zones.insert(0, _Zone(main.apex, table, settings, rs, got.names, got.slow, main.forwarded,
+                          None))
+    return table, zones
+
+
+def set_zone_serial(zones: Sequence[_Zone], serial: int) -> None:
+    """A new SOA serial for every zone (the SOA records are rebuilt)."""
+    for zone in zones:
+        t = zone.table
+        t.serial = serial
+        if zone.renamer is None:
+            t.soa_rr = soa_record(zone.settings, serial)
+        else:
+            t.soa_rr = soa_record(zone.settings, serial, zone.apex)
+
+
+def table_info(zones: Sequence[_Zone], skipped: int) -> TableInfo:
+    return TableInfo(
+        entries=len(zones[0].table.entries),
+        names=sum(len(z.names) for z in zones),
+        skipped_names=skipped,
+        slow_names=sum(len(z.slow) for z in zones),
+    )
+
+
 class LiveAnswers:
-    """An `AnswerTable` for live records, updated in place by `update`."""
+    """An `AnswerTable` for live records, updated in place by `update`.
+
+    Every table key and every zone name that an update may have changed is
+    remembered (`take_touched`), so that the change can be published to
+    other copies of the table (`mesosdns.store`).
+    """
 
     def __init__(
         self,
@@ -105,86 +241,37 @@ class LiveAnswers:
         # name -> its wire form (None: no question matches it); an app's
         # names change with each of its tasks
         self._wires: dict[str, bytes | None] = {}
-        domain = wire.text_to_wire(fqdn(settings.domain.lower())) or b"\x00"
         entries: dict[bytes, Entry] = {}
-        main = _compile_zone(rs, settings, domain, entries, self.rng)
-        self._zones: list[_Zone] = []
-        views: list[AnswerTable] = []
-        zones = [settings.domain]
-        for alias in settings.aliases:
-            apex = wire.text_to_wire(fqdn(alias.lower()))
-            if apex is None or any(overlaps(alias, z) for z in zones):
-                continue
-            zones.append(alias)
-            zsettings = alias_settings(settings, alias)
-            ren = Renamer(settings.domain, alias)
-            zrs = RecordSet(
-                domain=ren.alias.rstrip("."),
-                a=RenamedView(rs.a, ren, _same),
-                aaaa=RenamedView(rs.aaaa, ren, _same),
-                srv=RenamedView(rs.srv, ren, _renamed_targets(ren)),
-                skipped=rs.skipped,
-            )
-            got = _compile_zone(zrs, settings, apex, entries, self.rng)
-            got.names.add(apex)
-            view = AnswerTable(
-                rs=zrs,
-                settings=zsettings,
-                serial=serial,
-                domain=apex,
-                entries={},
-                names=got.names,
-                slow_names=got.slow,
-                exotic=got.exotic,
-                soa_rr=soa_record(zsettings, serial, apex),
-                ns_rr=ns_record(zsettings, apex),
-                info=got.info(),
-                alias_zone=True,
-            )
-            views.append(view)
-            self._zones.append(
-                _Zone(
-                    apex,
-                    view,
-                    zsettings,
-                    zrs,
-                    got.names,
-                    got.slow,
-                    _zones_inside(settings, apex),
-                    ren,
-                )
-            )
-        info = main.info()
-        self._skipped = info.skipped_names + sum(v.info.skipped_names for v in views)
-        self.table = AnswerTable(
-            rs=rs,
-            settings=settings,
-            serial=serial,
-            domain=domain,
-            entries=entries,
-            names=main.names,
-            slow_names=main.slow,
-            exotic=main.exotic,
-            soa_rr=soa_record(settings, serial),
-            ns_rr=ns_record(settings),
-            info=info,
-            aliases=tuple(views),
-        )
-        self._zones.insert(
-            0,
-            _Zone(
-                domain,
-                self.table,
-                settings,
-                rs,
-                main.names,
-                main.slow,
-                _zones_inside(settings, domain),
-                None,
-            ),
-        )
+        self.specs = zone_specs(settings)
+        sets: list[ZoneSets] = []
+        for spec in self.specs:
+            got = _compile_zone(zone_records(rs, spec), settings, spec.apex, entries, self.rng)
+            if spec.renamer is not None:
+                # the apex exists (SOA, NS): NODATA, never NXDOMAIN
+                got.names.add(spec.apex)
+            sets.append(ZoneSets(got.names, got.slow, got.exotic, got.info()))
+        self._skipped = sum(z.info.skipped_names for z in sets)
+        main = sets[0].info
+        info = TableInfo(main.entries, main.names, self._skipped, main.slow_names)
+        self.table, self._zones = assemble(rs, settings, serial, entries, self.specs, sets, info)
         self._compilers = [_LiveCompiler(z.rs, settings, self.rng) for z in self._zones]
+        self.touched: set[bytes] = set()  # table keys changed since take_touched
+        self.touched_names: list[set[bytes]] = [set() for _ in self._zones]
         self._update_info()
+
+    @property
+    def zones(self) -> list[_Zone]:
+        return self._zones
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped
+
+    def take_touched(self) -> tuple[set[bytes], list[set[bytes]]]:
+        """The table keys and the zones' names changed since the last call."""
+        keys, self.touched = self.touched, set()
+        names, self.touched_names = self.touched_names, [set() for _ in self._zones]
+        return keys, names
 
     @property
     def serial(self) -> int:
@@ -214,7 +301,10 @@ class LiveAnswers:
         limit = self.defer_targets if defer else -1
         deferred: set[str] = set()  # decided in the cluster domain, for every zone
         done = 0
-        for zone, comp in zip(self._zones, self._compilers, strict=True):
+        touched = self.touched
+        for zone, comp, marked in zip(
+            self._zones, self._compilers, self.touched_names, strict=True
+        ):
             rs, ren = zone.rs, zone.renamer
             comp.new_update(name if ren is None else ren.rename(name) for name in names)
             for name in names:
@@ -258,6 +348,8 @@ class LiveAnswers:
                     key = prefix + tail
                     if entries.pop(key, None) is not None:
                         hot.pop(key, None)
+                        touched.add(key)
+                marked.add(wname)
                 zone.slow.discard(wname)
                 if not (a_values or aaaa_values or srv_values):
                     if wname != zone.apex or ren is None:
@@ -271,6 +363,7 @@ class LiveAnswers:
                 for key, e in fresh.items():
                     entries[key] = e
                     hot[key] = (e.fl512, *e.t512)
+                    touched.add(key)
         self._update_info()
         return done
 
@@ -281,21 +374,10 @@ class LiveAnswers:
 
     def set_serial(self, serial: int) -> None:
         """A new SOA serial for every zone (the SOA records are rebuilt)."""
-        for zone in self._zones:
-            t = zone.table
-            t.serial = serial
-            if zone.renamer is None:
-                t.soa_rr = soa_record(zone.settings, serial)
-            else:
-                t.soa_rr = soa_record(zone.settings, serial, zone.apex)
+        set_zone_serial(self._zones, serial)
 
     def _update_info(self) -> None:
-        self.table.info = TableInfo(
-            entries=len(self.table.entries),
-            names=sum(len(z.names) for z in self._zones),
-            skipped_names=self._skipped,
-            slow_names=sum(len(z.slow) for z in self._zones),
-        )
+        self.table.info = table_info(self._zones, self._skipped)
 
 
 class _LiveCompiler(_Compiler):

@@ -135,12 +135,16 @@ class _RateLimitedLog:
         self.suppressed = 0
 
 
-def _sockets(family: int) -> tuple[socket.socket, socket.socket]:
-    """Non-blocking UDP and TCP sockets; IPv6 ones take IPv4 too (as Go's do)."""
+def _sockets(family: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
+    """Non-blocking UDP and TCP sockets; IPv6 ones take IPv4 too (as Go's do).
+    With ``reuse_port``, several processes bind the same port and the kernel
+    spreads the queries over them (SO_REUSEPORT)."""
     udp = socket.socket(family, socket.SOCK_DGRAM)
     tcp = socket.socket(family, socket.SOCK_STREAM)
     for sock in (udp, tcp):
         sock.setblocking(False)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -228,8 +232,10 @@ class DNSServer:
         *,
         rng: random.Random | None = None,
         forwarder: Forwarder | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
+        self.reuse_port = reuse_port
         self.stats = DNSStats()
         self._rng = rng or random.Random()
         self._forwarder = forwarder or Forwarder(settings, self.stats.forward)
@@ -287,7 +293,7 @@ class DNSServer:
         host = self.settings.listen_host
         family = await self._family(host)
         for attempt in range(20):
-            udp, tcp = _sockets(family)
+            udp, tcp = _sockets(family, self.reuse_port)
             try:
                 udp.bind((host, self.settings.port))
                 port = int(udp.getsockname()[1])

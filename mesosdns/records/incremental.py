@@ -141,9 +141,11 @@ class IncrementalGenerator:
 
     # -- changes -------------------------------------------------------
 
-    def put_task(self, task: Task) -> None:
-        """A task added (TASK_ADDED) or replaced."""
-        self._store_task(task, task.framework_id)
+    def put_task(self, task: Task, framework_id: str | None = None) -> None:
+        """A task added (TASK_ADDED) or replaced; it belongs to
+        ``framework_id`` when given (a polled state lists tasks under their
+        framework), else to its own ``framework_id``."""
+        self._store_task(task, task.framework_id if framework_id is None else framework_id)
 
     def update_task(self, framework_id: str, task_id: str, status: Status, state: str) -> bool:
         """A task's new status (TASK_UPDATED); False when the task is unknown.

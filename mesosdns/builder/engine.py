@@ -1,0 +1,215 @@
+"""The one engine: records and compiled answers, kept current by changes.
+
+`Engine` holds the incremental generator (the records of the cluster state)
+and the live answer table compiled from it. Both modes feed it: a stream
+event is a small change of the generator, a poll is the diff of the new
+state against the one it holds (`mesosdns.builder.diff`); only a first
+state, or a configuration that changes what every record looks like, is
+built whole. After a change, `flush` recompiles the names that changed and
+returns the `Update` that carries them to the serving processes; `full`
+returns the whole current version, for a server that starts or restarts.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mesosdns.builder.diff import apply_state, compatible
+from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.incremental import IncrementalGenerator
+from mesosdns.records.model import RecordSet
+from mesosdns.state.model import State, Task
+from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Keep, Update
+from mesosdns.zones.match import CompiledZones
+
+
+@dataclass(frozen=True, slots=True)
+class Compilers:
+    """What the answers are compiled with: the DNS settings, and the operator
+    zones' compile step (None: no operator zones)."""
+
+    settings: DNSSettings
+    zones: Any = None  # Callable[[RecordSet, int, State, GeneratorParams], CompiledZones | None]
+
+
+class Engine:
+    def __init__(
+        self, *, rng: random.Random | None = None, defer_targets: int = DEFER_TARGETS
+    ) -> None:
+        self.rng = rng or random.Random()
+        self.defer_targets = defer_targets
+        self.gen: IncrementalGenerator | None = None
+        self.live: LiveAnswers | None = None
+        self.compilers: Compilers | None = None
+        self.opzones: CompiledZones | None = None
+        self.version = 0
+        self.serial = 0
+        self.source = ""
+        self.loaded_at = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.live is not None
+
+    def next_serial(self, now: float | None = None) -> int:
+        """Unix time, but never going backwards (clock steps, sub-second
+        changes)."""
+        serial = int(time.time() if now is None else now) & 0xFFFFFFFF
+        if self.serial and serial <= self.serial:
+            serial = (self.serial + 1) & 0xFFFFFFFF
+        return serial
+
+    def can_diff(self, params: GeneratorParams, compilers: Compilers) -> bool:
+        """Whether a state with ``params`` can be applied as a diff."""
+        return (
+            self.gen is not None
+            and self.live is not None
+            and compilers == self.compilers
+            and compatible(self.gen, params)
+        )
+
+    # -- full builds ---------------------------------------------------
+
+    def build(
+        self,
+        state: State,
+        params: GeneratorParams,
+        compilers: Compilers,
+        serial: int,
+        orphans: Sequence[Task] = (),
+    ) -> tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None]:
+        """Everything of ``state``, built aside (pure CPU: may run in a
+        thread); `install` makes it current."""
+        gen = IncrementalGenerator.from_state(state, params, orphans)
+        live = LiveAnswers(
+            gen.record_set(), compilers.settings, serial, self.rng,
+            defer_targets=self.defer_targets,
+        )
+        zones = None
+        if compilers.zones is not None:
+            zones = compilers.zones(
+                gen.frozen_record_set(with_enumeration=False), serial, state, params
+            )
+        return gen, live, zones
+
+    def install(
+        self,
+        built: tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None],
+        compilers: Compilers,
+        source: str,
+    ) -> Update:
+        self.gen, self.live, self.opzones = built
+        self.compilers = compilers
+        self.live.take_touched()
+        self.serial = self.live.serial
+        self.source, self.loaded_at = source, time.time()
+        self.version += 1
+        return self.full()
+
+    def full(self, bodies: dict[str, bytes] | Keep = KEEP) -> Update:
+        """The current version, whole."""
+        gen, live = self.gen, self.live
+        assert gen is not None and live is not None
+        marks = [_marks(z.names, z.slow) for z in live.zones]
+        return Update(
+            self.version, True, self.serial, self.source, self.loaded_at,
+            settings=live.settings, skipped=gen.skipped,
+            a=dict(gen.record_set().a.items()),
+            aaaa=dict(gen.record_set().aaaa.items()),
+            srv=dict(gen.record_set().srv.items()),
+            entries=dict(live.table.entries),
+            marks=marks,
+            exotic=[z.table.exotic for z in live.zones],
+            zone_info=[_zone_info(z) for z in live.zones],
+            info=live.table.info,
+            opzones=self.opzones,
+            bodies=bodies,
+        )
+
+    # -- changes -------------------------------------------------------
+
+    def apply_state(self, state: State, params: GeneratorParams) -> int:
+        """A polled state, as a diff (see `can_diff`)."""
+        assert self.gen is not None
+        return apply_state(self.gen, state, params)
+
+    def flush(self, source: str | None = None, *, defer: bool = True) -> Update | None:
+        """Recompile what the changes since the last flush touched; the update
+        that carries it (None: no record changed). ``defer``: large SRV names
+        may wait for `compile_pending` (a stream's events come one by one; a
+        poll's changes are one batch already)."""
+        gen, live = self.gen, self.live
+        if gen is None or live is None:
+            return None
+        changed = gen.take_changes()
+        if not changed:
+            return None
+        live.update(changed, defer=defer)
+        self.serial = self.next_serial()
+        live.set_serial(self.serial)
+        if source is not None:
+            self.source = source
+        self.loaded_at = time.time()
+        return self._change(changed)
+
+    def compile_pending(self) -> Update | None:
+        """The large SRV names `flush` deferred (see `LiveAnswers.update`)."""
+        live = self.live
+        if live is None or not live.pending:
+            return None
+        live.compile_pending()
+        return self._change(())
+
+    def set_opzones(self, zones: CompiledZones | None) -> Update:
+        self.opzones = zones
+        return self._change((), opzones=zones)
+
+    def change(self, **fields: Any) -> Update:
+        """An update of the current version's other parts (bodies, counters)."""
+        return self._change((), **fields)
+
+    def _change(self, names: Sequence[str] | set[str], **fields: Any) -> Update:
+        gen, live = self.gen, self.live
+        assert gen is not None and live is not None
+        keys, touched_names = live.take_touched()
+        rs = gen.record_set()
+        entries = live.table.entries
+        self.version += 1
+        return Update(
+            self.version, False, self.serial, self.source, self.loaded_at,
+            skipped=gen.skipped,
+            a={n: rs.a.get(n) for n in names},
+            aaaa={n: rs.aaaa.get(n) for n in names},
+            srv={n: rs.srv.get(n) for n in names},
+            entries={k: entries.get(k) for k in keys},
+            marks=[
+                {w: (IN_NAMES if w in z.names else 0) | (IN_SLOW if w in z.slow else 0)
+                 for w in touched}
+                for z, touched in zip(live.zones, touched_names, strict=True)
+            ],
+            exotic=[z.table.exotic for z in live.zones],
+            info=live.table.info,
+            **fields,
+        )
+
+    def records(self) -> RecordSet | None:
+        """A copy of the current records (with the enumeration), for the
+        HTTP bodies."""
+        return None if self.gen is None else self.gen.frozen_record_set()
+
+
+def _marks(names: set[bytes], slow: set[bytes]) -> dict[bytes, int]:
+    marks = dict.fromkeys(names, IN_NAMES)
+    for w in slow:
+        marks[w] = marks.get(w, 0) | IN_SLOW
+    return marks
+
+
+def _zone_info(zone: Any) -> Any:
+    return zone.table.info

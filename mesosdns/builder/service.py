@@ -1,0 +1,262 @@
+"""The builder as a service: masters, the refresh loop, the HTTP bodies.
+
+`BuilderService` finds the leading master (ZooKeeper or the ``masters``
+list), runs the poller or the stream follower on one `Engine`, prebuilds the
+large HTTP bodies (``/v1/enumerate``, ``/v1/axfr``) whenever the records
+changed (at most once per `BODY_INTERVAL` while they keep changing), and
+hands every version to its sink: the builder process's publisher, or a
+replica in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from mesosdns.builder.engine import Compilers
+from mesosdns.config import Config
+from mesosdns.dns.aliases import alias_domains
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.metrics import RefreshStats
+from mesosdns.netif import listener_addresses
+from mesosdns.poller import Poller, Source
+from mesosdns.records.bodies import axfr_body, enumerate_body
+from mesosdns.records.generator import GeneratorParams
+from mesosdns.state.client import StateClient
+from mesosdns.state.masters import MasterDetector, initial_masters
+from mesosdns.store.update import Update
+from mesosdns.stream_poller import StreamPoller
+from mesosdns.zones.service import ZoneCompiler
+
+log = logging.getLogger(__name__)
+
+# the HTTP bodies are rebuilt at most this often while the records change
+BODY_INTERVAL = 1.0
+
+# config fields whose change only affects the records (applied on SIGHUP)
+HOT_FIELDS = frozenset({
+    "masters", "ip_sources", "enforce_rfc952", "refresh_seconds", "state_timeout_seconds",
+    "ttl", "soa_mname", "soa_rname", "soa_refresh", "soa_retry", "soa_expire", "soa_minttl",
+    "srv_record_default_weight", "state_file", "file", "zones", "reverse_ptr",
+})
+
+
+def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
+    """Map the configuration onto the DNS server's settings."""
+    return DNSSettings(
+        domain=config.domain,
+        aliases=alias_domains(config.domain, config.cluster_id, config.domain_aliases),
+        ttl=config.ttl,
+        soa_mname=config.soa_mname,
+        soa_rname=config.soa_rname,
+        soa_refresh=config.soa_refresh,
+        soa_retry=config.soa_retry,
+        soa_expire=config.soa_expire,
+        recurse_on=config.recurse_on,
+        set_truncate_bit=config.set_truncate_bit,
+        srv_weight=config.srv_record_default_weight,
+        external_on=config.external_on,
+        resolvers=tuple(config.resolvers),
+        zone_resolvers=config.zone_resolvers,
+        timeout=float(config.timeout),
+        listen_host=config.listener,
+        port=config.port if port is None else port,
+        max_tcp_connections=config.max_tcp_connections,
+        tcp_idle_timeout=config.tcp_idle_timeout,
+        max_inflight_forwards=config.max_inflight_forwards,
+        log_queries=config.log_queries,
+        allow_recursion=config.allow_recursion,
+    )
+
+
+def compilers(config: Config) -> Compilers:
+    """What the answers of ``config`` are compiled with (raises ConfigError
+    for bad operator zones)."""
+    settings = dns_settings(config)
+    zones = ZoneCompiler(config, settings)
+    return Compilers(settings, zones if zones.enabled else None)
+
+
+def generator_params(config: Config, listener_ips: list[str]) -> GeneratorParams:
+    return GeneratorParams(
+        domain=config.domain,
+        ns_name=config.soa_mname,
+        listener_ips=tuple(listener_ips),
+        masters=("",),  # replaced at each refresh by the masters list in use
+        ip_sources=tuple(config.ip_sources),
+        rfc952=config.enforce_rfc952,
+    )
+
+
+def state_client(config: Config) -> StateClient:
+    return StateClient(
+        timeout_seconds=float(config.state_timeout_seconds),
+        https=config.mesos_https_on,
+        ca_file=config.ca_cert_file,
+        cert_file=config.cert_file,
+        key_file=config.key_file,
+        auth=config.mesos_authentication,
+        principal=config.mesos_credentials.principal,
+        secret=config.mesos_credentials.secret,
+    )
+
+
+@dataclass
+class BuilderService:
+    config: Config
+    sink: Callable[[Update], None]
+    on_fatal: Callable[[int], None] = lambda code: None
+    stats: RefreshStats = field(default_factory=RefreshStats)
+    poller: Poller | None = None
+    detector: MasterDetector | None = None
+    client: StateClient | None = None
+    masters: list[str] = field(default_factory=list)
+    _compilers: Compilers | None = None
+    _bodies_at: float = 0.0
+    _bodies_timer: asyncio.TimerHandle | None = None
+
+    async def start(self) -> None:
+        c = self.config
+        self._compilers = compilers(c)
+        self.masters = initial_masters(c.masters)
+        if c.zk:
+            self.detector = MasterDetector(
+                c.zk_url or c.zk, c.masters, self._masters_changed,
+                detection_timeout=float(c.zk_detection_timeout), on_timeout=self._zk_timeout,
+            )
+            await self.detector.start()
+            self.masters = self.detector.masters
+        self._start_poller()
+
+    def _start_poller(self) -> None:
+        c = self.config
+        if not c.state_file and self.client is None:
+            self.client = state_client(c)
+        kw = dict(
+            refresh_seconds=float(c.refresh_seconds),
+            compilers=self.current_compilers,
+            sink=self._publish,
+            masters=lambda: self.masters,
+        )
+        if c.state_source == "stream" and c.state_file:
+            log.warning("stateSource stream needs Mesos masters; polling stateFile")
+        cls = StreamPoller if c.state_source == "stream" and not c.state_file else Poller
+        self.poller = cls(self._source(c), generator_params(c, listener_addresses(c.listener)),
+                          self.stats, **kw)  # type: ignore[arg-type]
+        self.poller.start()
+
+    def _source(self, c: Config) -> Source:
+        return Source(state_file=c.state_file, client=None if c.state_file else self.client,
+                      timeout=float(c.state_timeout_seconds))
+
+    def current_compilers(self) -> Compilers:
+        assert self._compilers is not None
+        return self._compilers
+
+    @property
+    def stream(self) -> StreamPoller | None:
+        return self.poller if isinstance(self.poller, StreamPoller) else None
+
+    def counters(self) -> dict[str, object]:
+        """The builder's counters, for the servers' /metrics."""
+        s = self.stats
+        out: dict[str, object] = {
+            "refresh": {
+                "attempts": s.attempts, "successes": s.successes, "failures": s.failures,
+                "last_success": s.last_success, "last_duration": s.last_duration,
+                "skipped_items": s.skipped_items,
+                "failures_by_kind": dict(s.failures_by_kind or {}),
+            },
+        }
+        stream = self.stream
+        if stream is not None:
+            out["stream"] = stream.stream_stats.counters(stream.streaming)
+        return out
+
+    # -- publishing ----------------------------------------------------
+
+    def _publish(self, update: Update) -> None:
+        update.stats = self.counters()
+        if update.full:
+            update.bodies = self._bodies()
+            self._bodies_at = time.monotonic()
+        elif update.a or update.aaaa or update.srv:
+            self._bodies_soon()
+        self.sink(update)
+
+    def _bodies_soon(self) -> None:
+        if not self._wants_bodies() or self._bodies_timer is not None:
+            return
+        wait = self._bodies_at + BODY_INTERVAL - time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._bodies_timer = loop.call_later(max(wait, 0.0), self._rebuild_bodies)
+
+    def _rebuild_bodies(self) -> None:
+        self._bodies_timer = None
+        poller = self.poller
+        if poller is None or not poller.engine.ready:
+            return
+        self._bodies_at = time.monotonic()
+        update = poller.engine.change(bodies=self._bodies())
+        update.stats = self.counters()
+        self.sink(update)
+
+    def _wants_bodies(self) -> bool:
+        return self.config.http_on and self.config.enumeration_on
+
+    def _bodies(self) -> dict[str, bytes]:
+        poller = self.poller
+        if not self._wants_bodies() or poller is None:
+            return {}
+        engine = poller.engine
+        rs = engine.records()
+        if rs is None:
+            return {}
+        return {
+            "enumerate": orjson.dumps(enumerate_body(rs)),
+            "axfr": orjson.dumps(axfr_body(rs, engine.serial, self.config)),
+        }
+
+    # -- events --------------------------------------------------------
+
+    def _masters_changed(self, masters: list[str]) -> None:
+        log.info("masters changed: %s", masters)
+        self.masters = masters
+        if self.poller is not None:
+            self.poller.trigger()
+
+    def _zk_timeout(self) -> None:
+        log.error("no leading master detected in ZooKeeper within %ss; exiting",
+                  self.config.zk_detection_timeout)
+        self.on_fatal(1)
+
+    def apply(self, merged: Config, hot: set[str]) -> None:
+        """A reloaded config whose ``hot`` fields changed (see HOT_FIELDS);
+        raises ConfigError (nothing applied) when its zones do not load."""
+        new_compilers = compilers(merged)
+        self.config = merged
+        self._compilers = new_compilers
+        if "masters" in hot and self.detector is None:
+            self.masters = initial_masters(merged.masters)
+        if not merged.state_file and self.client is None:  # stateFile removed
+            self.client = state_client(merged)
+        if self.poller is not None:
+            self.poller.params = generator_params(merged, listener_addresses(merged.listener))
+            self.poller.refresh_seconds = float(merged.refresh_seconds)
+            self.poller.source = self._source(merged)
+            self.poller.trigger()
+
+    async def stop(self) -> None:
+        if self._bodies_timer is not None:
+            self._bodies_timer.cancel()
+        if self.poller is not None:
+            await self.poller.stop()
+        if self.detector is not None:
+            await self.detector.stop()
+        if self.client is not None:
+            await self.client.close()

@@ -1,0 +1,211 @@
+"""One serving process's parts: the replica, the DNS server, the HTTP API.
+
+`ServingService` answers DNS (and, when ``http`` is set, the HTTP API) from a
+`Replica`: each version the builder publishes reaches the DNS server's table
+and the API's snapshot store as one step on the event loop. Counters for
+``/metrics`` are this process's plus those the other serving processes
+write to the run directory (`CounterFiles`), and the builder's, which travel
+with its updates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from mesosdns.api import API
+from mesosdns.builder.service import dns_settings
+from mesosdns.config import Config
+from mesosdns.dns.protocol import DNSServer
+from mesosdns.metrics import Metrics, RefreshStats
+from mesosdns.snapshot import SnapshotStore
+from mesosdns.store.replica import Replica
+
+log = logging.getLogger(__name__)
+
+# seconds an idle HTTP keep-alive connection is kept (aiohttp's default is an hour)
+HTTP_KEEPALIVE = 15.0
+
+
+class _OncePerMinute(logging.Filter):
+    """Lets one record through per minute: aiohttp logs every malformed request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self.last < 60.0:
+            return False
+        self.last = now
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_OncePerMinute())
+
+
+class CounterFiles:
+    """Counters shared between serving processes through small files in the
+    run directory: each process writes its own (`write`), the one serving
+    /metrics adds up the others' (`others`)."""
+
+    def __init__(self, run_dir: str, index: int) -> None:
+        self.run_dir = run_dir
+        self.path = os.path.join(run_dir, f"counters-{index}.json")
+
+    def write(self, counters: Mapping[str, int]) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(dict(counters)))
+        os.replace(tmp, self.path)
+
+    def others(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.run_dir):
+                path = os.path.join(self.run_dir, name)
+                if not name.startswith("counters-") or not name.endswith(".json"):
+                    continue
+                if path == self.path:
+                    continue
+                with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                    with open(path, "rb") as f:
+                        data = orjson.loads(f.read())
+                    for k, v in data.items():
+                        total[k] = total.get(k, 0) + int(v)
+        return total
+
+
+class _AllCounters:
+    """The DNS and operator-zone counters of every serving process."""
+
+    def __init__(self, dns: DNSServer, files: CounterFiles | None) -> None:
+        self.dns = dns
+        self.files = files
+
+    def own(self) -> dict[str, int]:
+        return {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
+
+    def as_dict(self) -> dict[str, int]:
+        mine = self.own()
+        if self.files is None:
+            return mine
+        for k, v in self.files.others().items():
+            mine[k] = mine.get(k, 0) + v
+        return mine
+
+
+@dataclass
+class ServingService:
+    config: Config
+    http: bool = True
+    run_dir: str = ""  # where serving processes share their counters ("" alone)
+    index: int = 0
+    reuse_port: bool = False
+    replica: Replica = field(default_factory=Replica)
+    store: SnapshotStore = field(default_factory=SnapshotStore)
+    refresh_stats: RefreshStats = field(default_factory=RefreshStats)
+    dns: DNSServer | None = None
+    api: API | None = None
+    runner: web.AppRunner | None = None
+    http_port: int = 0
+    counters: _AllCounters | None = None
+    files: CounterFiles | None = None
+    # the builder's counters when it runs in this process (else they come
+    # with its frames)
+    builder_counters: Callable[[], Mapping[str, Any]] | None = None
+
+    async def start(self, dns_port: int | None = None) -> None:
+        c = self.config
+        self.replica.on_version = self._version
+        self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
+        if c.dns_on:
+            await self.dns.start()  # logs where it listens
+        self.files = CounterFiles(self.run_dir, self.index) if self.run_dir else None
+        self.counters = _AllCounters(self.dns, self.files)
+        if self.http and c.http_on:
+            await self._start_http()
+
+    def _version(self, replica: Replica, full: bool) -> None:
+        dns = self.dns
+        if dns is not None:
+            if full and replica.table is not None:
+                dns.set_table(replica.table)
+            if full or dns.zones is not replica.opzones:
+                dns.set_zones(replica.opzones)
+        self.stats_changed(replica.stats)
+        snap = replica.snapshot()
+        if snap is not None:
+            self.store.publish(snap)
+
+    def stats_changed(self, stats: Mapping[str, Any]) -> None:
+        """The builder's counters (with each version, and now and then)."""
+        if self.builder_counters is not None:
+            return
+        refresh = stats.get("refresh")
+        if refresh:
+            r = self.refresh_stats
+            r.attempts, r.successes, r.failures = (
+                refresh["attempts"], refresh["successes"], refresh["failures"])
+            r.last_success, r.last_duration = refresh["last_success"], refresh["last_duration"]
+            r.skipped_items = refresh["skipped_items"]
+            r.failures_by_kind = dict(refresh["failures_by_kind"]) or None
+
+    def _stream_counters(self) -> dict[str, tuple[str, float]] | None:
+        stats = self.replica.stats if self.builder_counters is None else self.builder_counters()
+        stream = stats.get("stream")
+        return {k: (v[0], v[1]) for k, v in stream.items()} if stream else None
+
+    async def _start_http(self) -> None:
+        assert self.dns is not None and self.counters is not None
+        stats = self.dns.stats
+
+        def count(in_domain: bool, found: bool) -> None:
+            if in_domain:
+                stats.mesos_requests += 1
+                if found:
+                    stats.mesos_success += 1
+                else:
+                    stats.mesos_nxdomain += 1
+            else:
+                stats.forward.requests += 1
+                stats.forward.failed += 1
+
+        metrics = Metrics(self.counters, self.refresh_stats, self.store, self._stream_counters)
+        self.api = API(self.config, self.store, metrics, count)
+        self.runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
+                                    keepalive_timeout=HTTP_KEEPALIVE)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.http_listener, self.config.http_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = sockets[0].getsockname()[1] if sockets else self.config.http_port
+        log.info("HTTP listening on %s port %d", self.config.http_listener, self.http_port)
+
+    def write_counters(self) -> None:
+        """This process's counters, for the process that serves /metrics."""
+        if self.files is not None and self.counters is not None:
+            with contextlib.suppress(OSError):
+                self.files.write(self.counters.own())
+
+    def apply(self, merged: Config) -> None:
+        """A reloaded config: /v1/config and /v1/axfr show what is in force."""
+        self.config = merged
+        if self.api is not None:
+            self.api.config = merged
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.dns is not None:
+            await self.dns.stop()

@@ -1,0 +1,245 @@
+"""A serving process's copy of the compiled answers, one version at a time.
+
+`Replica.feed` takes the frames of the builder's updates (see
+`mesosdns.store.update`). A change of a few names is applied at once, in
+place, between two callbacks of the event loop: a query sees the version
+before or after it, never half of it, and the SOA serial it sees is that
+version's. A full update is decoded part by part (each part a few
+milliseconds) into fresh tables while the old ones keep answering, and
+published with one swap at its commit.
+
+After each version, ``on_version(replica, full)`` is called: the DNS server
+takes the new table on a full update (entries changed in place need nothing),
+and the HTTP API a new `Snapshot`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mesosdns.dns.answers import AnswerTable, Entry, TableInfo
+from mesosdns.dns.incremental import (
+    ZoneSets,
+    _Zone,
+    assemble,
+    set_zone_serial,
+    zone_specs,
+)
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.records.model import RecordSet, SRVTarget
+from mesosdns.snapshot import Snapshot
+from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
+from mesosdns.zones.match import CompiledZones
+
+
+class ReplicaError(Exception):
+    """The frames do not continue the version held (the reader must start
+    again from a full update)."""
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A full update being received."""
+
+    head: Update
+    a: dict[str, tuple[str, ...]]
+    aaaa: dict[str, tuple[str, ...]]
+    srv: dict[str, tuple[SRVTarget, ...]]
+    entries: dict[bytes, Entry]
+    hot: dict[bytes, tuple[Any, ...]]
+    sets: list[ZoneSets]
+
+
+class Replica:
+    def __init__(self, on_version: Callable[[Replica, bool], None] | None = None) -> None:
+        self.on_version = on_version
+        self.version = 0
+        self.lineage = ""  # the builder run whose versions these are
+        self.serial = 0
+        self.source = ""
+        self.loaded_at = 0.0
+        self.settings: DNSSettings | None = None
+        self.records: RecordSet | None = None
+        self.table: AnswerTable | None = None
+        self.zones: list[_Zone] = []
+        self.opzones: CompiledZones | None = None
+        self.bodies: dict[str, bytes] = {}
+        self.stats: dict[str, Any] = {}
+        self.applied_at = 0.0  # monotonic time of the last version applied
+        self._staged: _Staged | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.table is not None
+
+    def snapshot(self) -> Snapshot | None:
+        """The HTTP API's view of the current version."""
+        if self.records is None:
+            return None
+        return Snapshot(
+            self.records, self.serial, loaded_at=self.loaded_at, source=self.source,
+            _bodies=dict(self.bodies),
+        )
+
+    # -- frames --------------------------------------------------------
+
+    def feed(self, body: bytes) -> bool:
+        """One frame; True when it completed a version (now applied)."""
+        msg = read(body)
+        kind = msg[0]
+        if kind == "stats":
+            self.stats = msg[1]
+            return False
+        if kind == "update":
+            self._staged = None
+            self.apply(msg[1])
+            return True
+        if kind == "begin":
+            self._begin(msg[1])
+            return False
+        staged = self._staged
+        if staged is None:
+            raise ReplicaError(f"a {kind!r} frame outside a full update")
+        if kind == "part":
+            self._part(staged, msg[1], msg[2])
+            return False
+        if kind == "marks":
+            self._marks(staged.sets[msg[1]], msg[2])
+            return False
+        if kind == "commit":
+            self._staged = None
+            if msg[1] != staged.head.version:
+                raise ReplicaError(f"commit {msg[1]} ends update {staged.head.version}")
+            self._publish_full(staged)
+            return True
+        raise ReplicaError(f"unknown frame kind {kind!r}")
+
+    def apply(self, u: Update) -> None:
+        """A whole update (full, or the change after the version held)."""
+        if u.full:
+            self._begin(u)
+            staged = self._staged
+            assert staged is not None
+            for name in ("a", "aaaa", "srv", "entries"):
+                self._part(staged, name, getattr(u, name))
+            for sets, marks in zip(staged.sets, u.marks, strict=True):
+                self._marks(sets, marks)
+            self._staged = None
+            self._publish_full(staged)
+            return
+        self._apply_change(u)
+
+    # -- full updates --------------------------------------------------
+
+    def _begin(self, head: Update) -> None:
+        if head.settings is None:
+            raise ReplicaError("a full update without settings")
+        nzones = len(head.marks)
+        sets = [
+            ZoneSets(set(), set(), head.exotic[i], head.zone_info[i]) for i in range(nzones)
+        ]
+        self._staged = _Staged(head, {}, {}, {}, {}, {}, sets)
+
+    @staticmethod
+    def _part(staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
+        if name == "entries":
+            entries, hot = staged.entries, staged.hot
+            for key, e in chunk.items():
+                if e is not None:
+                    entries[key] = e
+                    hot[key] = (e.fl512, *e.t512)
+            return
+        target: dict[Any, Any] = getattr(staged, name)
+        for key, values in chunk.items():
+            if values is not None:
+                target[key] = values
+
+    @staticmethod
+    def _marks(sets: ZoneSets, marks: dict[bytes, int]) -> None:
+        for wname, m in marks.items():
+            if m & IN_NAMES:
+                sets.names.add(wname)
+            if m & IN_SLOW:
+                sets.slow.add(wname)
+
+    def _publish_full(self, staged: _Staged) -> None:
+        head = staged.head
+        settings = head.settings
+        assert settings is not None
+        specs = zone_specs(settings)
+        if len(specs) != len(staged.sets):
+            raise ReplicaError("the update's zones do not match its settings")
+        rs = RecordSet(
+            domain=settings.domain, a=staged.a, aaaa=staged.aaaa, srv=staged.srv,
+            skipped=head.skipped,
+        )
+        info = head.info or TableInfo(len(staged.entries), 0, 0, 0)
+        table, zones = assemble(
+            rs, settings, head.serial, staged.entries, specs, staged.sets, info, staged.hot
+        )
+        self.settings, self.records, self.table, self.zones = settings, rs, table, zones
+        self.opzones = None if head.opzones is KEEP else head.opzones  # type: ignore[assignment]
+        self._common(head)
+        if self.on_version is not None:
+            self.on_version(self, True)
+
+    # -- changes -------------------------------------------------------
+
+    def _apply_change(self, u: Update) -> None:
+        rs, table = self.records, self.table
+        if rs is None or table is None:
+            raise ReplicaError(f"update {u.version} without a full update before it")
+        if u.version != self.version + 1:
+            raise ReplicaError(f"update {u.version} does not follow version {self.version}")
+        for name in ("a", "aaaa", "srv"):
+            target: dict[str, Any] = getattr(rs, name)
+            for key, values in getattr(u, name).items():
+                if values is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = values
+        entries, hot = table.entries, table.hot
+        for key, e in u.entries.items():
+            if e is None:
+                entries.pop(key, None)
+                hot.pop(key, None)
+            else:
+                entries[key] = e
+                hot[key] = (e.fl512, *e.t512)
+        for zone, marks, exotic in zip(self.zones, u.marks, u.exotic, strict=True):
+            names, slow = zone.names, zone.slow
+            for wname, m in marks.items():
+                if m & IN_NAMES:
+                    names.add(wname)
+                else:
+                    names.discard(wname)
+                if m & IN_SLOW:
+                    slow.add(wname)
+                else:
+                    slow.discard(wname)
+            zone.table.exotic = exotic
+        if u.info is not None:
+            table.info = u.info
+        set_zone_serial(self.zones, u.serial)
+        if u.skipped != rs.skipped:
+            self.records = rs = RecordSet(
+                domain=rs.domain, a=rs.a, aaaa=rs.aaaa, srv=rs.srv, skipped=u.skipped
+            )
+            table.rs = rs
+        if u.opzones is not KEEP:
+            self.opzones = u.opzones  # type: ignore[assignment]
+        self._common(u)
+        if self.on_version is not None:
+            self.on_version(self, False)
+
+    def _common(self, u: Update) -> None:
+        self.version, self.serial, self.source = u.version, u.serial, u.source
+        self.loaded_at = u.loaded_at
+        if u.bodies is not KEEP:
+            self.bodies = u.bodies  # type: ignore[assignment]
+        if u.stats:
+            self.stats = u.stats
+        self.applied_at = time.monotonic()

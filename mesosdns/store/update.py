@@ -1,0 +1,147 @@
+"""A versioned change of the compiled answers, as the builder publishes it.
+
+An `Update` carries what one version changed: the record values of the
+names that changed (for the slow path and the HTTP API), the table entries
+replaced or removed (prepacked answers, keyed as the hot path looks them up),
+each zone's name and slow-name marks, the SOA serial, and what else the
+serving side shows (operator zones, prebuilt HTTP bodies, the builder's
+counters). A *full* update replaces everything; the others apply to the
+version before them.
+
+On the wire (`frames`), an update is a sequence of pickled frames, each
+behind a 4-byte length: a full one is cut into parts of a bounded number of
+items, so that a reader decodes it piece by piece between other work, and
+a ``commit`` frame ends it. The reader applies nothing before the commit, so
+a version is seen whole or not at all (`mesosdns.store.replica`).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import pickle
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from mesosdns.dns.answers import Entry, TableInfo
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.records.model import SRVTarget
+from mesosdns.zones.match import CompiledZones
+
+# items (entries, names, record values) per frame of a full update: a frame
+# of this many entries decodes in a few milliseconds
+PART_ITEMS = 4096
+LENGTH = struct.Struct(">I")
+
+# a zone's mark of a name: in the zone's names, in its slow names
+IN_NAMES = 1
+IN_SLOW = 2
+
+
+class Keep:
+    """The value of a field that did not change in this version."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+    def __reduce__(self) -> str:
+        return "KEEP"
+
+
+KEEP = Keep()
+
+
+@dataclass(slots=True)
+class Update:
+    version: int
+    full: bool
+    serial: int
+    source: str = ""
+    loaded_at: float = 0.0
+    # full updates only: what the tables are built for
+    settings: DNSSettings | None = None
+    skipped: int = 0
+    # name -> values (None: the name has none of that type any more)
+    a: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+    aaaa: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
+    srv: dict[str, tuple[SRVTarget, ...] | None] = field(default_factory=dict)
+    # table key -> entry (None: removed)
+    entries: dict[bytes, Entry | None] = field(default_factory=dict)
+    # per zone (the cluster domain first, then the aliases): wire name -> marks
+    marks: list[dict[bytes, int]] = field(default_factory=list)
+    exotic: list[bool] = field(default_factory=list)
+    zone_info: list[TableInfo] = field(default_factory=list)
+    info: TableInfo | None = None
+    opzones: CompiledZones | Keep | None = KEEP
+    bodies: dict[str, bytes] | Keep = KEEP
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def size(self) -> int:
+        """Items carried (names, entries and marks)."""
+        return (
+            len(self.a) + len(self.aaaa) + len(self.srv) + len(self.entries)
+            + sum(map(len, self.marks))
+        )
+
+
+def _mapping_proxy(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(d)
+
+
+def _reduce_mapping_proxy(mp: MappingProxyType[Any, Any]) -> tuple[Any, ...]:
+    return _mapping_proxy, (dict(mp),)
+
+
+# settings and compiled zones hold read-only mappings; pickle has no reducer
+copyreg.pickle(MappingProxyType, _reduce_mapping_proxy)
+
+
+# the dict fields a full update is cut along
+_PARTED = ("a", "aaaa", "srv", "entries")
+
+
+def frames(update: Update) -> Iterator[bytes]:
+    """The update as length-prefixed frames (see the module docstring)."""
+    if not update.full or update.size() <= PART_ITEMS:
+        yield _frame(("update", update))
+        return
+    head = Update(
+        update.version, True, update.serial, update.source, update.loaded_at,
+        update.settings, update.skipped, marks=[{} for _ in update.marks],
+        exotic=update.exotic, zone_info=update.zone_info, info=update.info,
+        opzones=update.opzones, bodies=update.bodies, stats=update.stats,
+    )
+    yield _frame(("begin", head))
+    for name in _PARTED:
+        for chunk in _chunks(getattr(update, name)):
+            yield _frame(("part", name, chunk))
+    for i, marks in enumerate(update.marks):
+        for chunk in _chunks(marks):
+            yield _frame(("marks", i, chunk))
+    yield _frame(("commit", update.version))
+
+
+def _chunks(d: Mapping[Any, Any]) -> Iterator[dict[Any, Any]]:
+    chunk: dict[Any, Any] = {}
+    for k, v in d.items():
+        chunk[k] = v
+        if len(chunk) >= PART_ITEMS:
+            yield chunk
+            chunk = {}
+    if chunk:
+        yield chunk
+
+
+def read(body: bytes) -> tuple[Any, ...]:
+    """One frame's message (a tuple whose first item names its kind)."""
+    msg = pickle.loads(body)
+    if not isinstance(msg, tuple) or not msg:
+        raise ValueError("not a frame")
+    return msg
+
+
+def _frame(obj: object) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return LENGTH.pack(len(body)) + body
