@@ -199,24 +199,11 @@ async def serve(config: Config) -> int:
     return app.exit_code
 
 
-def _event_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def run(config: Config, verbosity: int = 0) -> int:
-    """Serve until told to stop; the process exit status."""
+    """Serve until told to stop, as a supervisor of builder and server
+    processes (`mesosdns.supervisor`); the process exit status."""
     del verbosity  # logging is set up by the CLI
-    _event_loop_policy()
-    try:
-        return asyncio.run(serve(config))
-    except ConfigError as exc:  # a setting the config accepts but a part cannot use
-        for problem in exc.problems:
-            log.error("cannot start: %s", problem)
-        return 2
-    except OSError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
+    from mesosdns.supervisor import run as supervise
+
+    log_config_summary(config)
+    return supervise(config)

@@ -147,6 +147,7 @@ class Config:
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
     reverse_ptr: bool = False
+    workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
 
     def __post_init__(self) -> None:
         fix = {
@@ -261,6 +262,7 @@ def _extension_view(c: Config) -> dict[str, object]:
         "tcpIdleTimeout": c.tcp_idle_timeout,
         "maxInflightForwards": c.max_inflight_forwards,
         "reversePTR": c.reverse_ptr,
+        "workers": c.workers,
     }
 
 
@@ -458,6 +460,18 @@ def _choice(options: tuple[str, ...]) -> Decoder:
     return decode
 
 
+def _workers(value: Any) -> int:
+    """A number of serving processes, or "auto": one per core."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else (os.cpu_count() or 1))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad(f'expected a whole number or "auto", got {_json_type(value)}')
+    if not 1 <= value <= MAX_WORKERS:
+        raise _Bad(f"must be from 1 to {MAX_WORKERS}; got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class _Key:
     """One accepted key: the name Go matches (field name or tag), the name we
@@ -470,6 +484,7 @@ class _Key:
     null_empties: bool = False  # Go: null sets a slice or a map to nil
 
 
+MAX_WORKERS: Final = 256
 _SECONDS: Final = _int(1, _INT32_MAX)
 _PORTS: Final = _int(0, 65535)
 _UINT32: Final = _int(0, _UINT32_MAX)
@@ -526,6 +541,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("tcpIdleTimeout", "tcpIdleTimeout", "tcp_idle_timeout", _positive_float),
     _Key("maxInflightForwards", "maxInflightForwards", "max_inflight_forwards", _COUNT),
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
+    _Key("workers", "workers", "workers", _workers),
 )
 _CREDENTIALS_KEY: Final = "MesosCredentials"
 # Keys the original decodes but then overwrites itself.

@@ -95,6 +95,7 @@ ORIGINAL_DEFAULTS = [
     ("tcp_idle_timeout", 10.0),
     ("max_inflight_forwards", 1000),
     ("reverse_ptr", False),
+    ("workers", 1),
 ]
 
 
@@ -168,6 +169,7 @@ CASE_VARIANTS = [
     ("statesource", "stream", "state_source", "stream"),
     ("clusterid", "c1", "cluster_id", "c1"),
     ("REVERSEPTR", True, "reverse_ptr", True),
+    ("Workers", 3, "workers", 3),
     ("\u212aeyFile", "", "key_file", ""),  # Go folds the Kelvin sign to k
 ]
 
@@ -264,6 +266,9 @@ WRONG_TYPES: list[tuple[str, object, str]] = [
     ("tcpIdleTimeout", "1", "expected a number, got string"),
     ("maxInflightForwards", 1.5, "expected an integer, got 1.5"),
     ("reversePTR", 1, "expected true or false, got number"),
+    ("workers", 0, "must be from 1 to 256; got 0"),
+    ("workers", "all", 'expected a whole number or "auto", got string'),
+    ("workers", True, 'expected a whole number or "auto", got boolean'),
     ("REFRESHSECONDS", "x", "expected an integer, got string"),  # key as written
 ]
 
@@ -781,7 +786,13 @@ EXTENSION_NAMES = [
     "tcpIdleTimeout",
     "maxInflightForwards",
     "reversePTR",
+    "workers",
 ]
+
+
+def test_workers_auto_is_one_per_usable_core() -> None:
+    config, _ = parse({"workers": "auto"})
+    assert config.workers == len(os.sched_getaffinity(0))
 
 
 def test_redacted_lists_every_field_under_the_go_names_in_order() -> None:

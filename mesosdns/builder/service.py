@@ -117,6 +117,7 @@ class BuilderService:
     client: StateClient | None = None
     masters: list[str] = field(default_factory=list)
     _compilers: Compilers | None = None
+    bodies: dict[str, bytes] = field(default_factory=dict)  # the last built
     _bodies_at: float = 0.0
     _bodies_timer: asyncio.TimerHandle | None = None
 
@@ -183,7 +184,7 @@ class BuilderService:
     def _publish(self, update: Update) -> None:
         update.stats = self.counters()
         if update.full:
-            update.bodies = self._bodies()
+            update.bodies = self.bodies = self._bodies()
             self._bodies_at = time.monotonic()
         elif update.a or update.aaaa or update.srv:
             self._bodies_soon()
@@ -202,7 +203,8 @@ class BuilderService:
         if poller is None or not poller.engine.ready:
             return
         self._bodies_at = time.monotonic()
-        update = poller.engine.change(bodies=self._bodies())
+        self.bodies = self._bodies()
+        update = poller.engine.change(bodies=self.bodies)
         update.stats = self.counters()
         self.sink(update)
 
@@ -221,6 +223,15 @@ class BuilderService:
             "enumerate": orjson.dumps(enumerate_body(rs)),
             "axfr": orjson.dumps(axfr_body(rs, engine.serial, self.config)),
         }
+
+    def full_update(self) -> Update | None:
+        """The current version whole (for a server that connects), or None."""
+        poller = self.poller
+        if poller is None or not poller.engine.ready:
+            return None
+        update = poller.engine.full(bodies=self.bodies)
+        update.stats = self.counters()
+        return update
 
     # -- events --------------------------------------------------------
 

@@ -31,7 +31,6 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 
 from mesosdns.dns import wire
@@ -211,16 +210,6 @@ class RecursionACL:
 
 
 # -- end allowRecursion ----------------------------------------------------
-
-
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on uvloop when it is installed, else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    result: T = uvloop.run(main)
-    return result
 
 
 class DNSServer:
@@ -849,4 +838,4 @@ class _TCPConnection(asyncio.Protocol):
         self.transport = None
 
 
-__all__ = ["DNSServer", "DNSStats", "Upstream", "run"]
+__all__ = ["DNSServer", "DNSStats", "Upstream"]

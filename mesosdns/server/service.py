@@ -127,6 +127,7 @@ class ServingService:
     async def start(self, dns_port: int | None = None) -> None:
         c = self.config
         self.replica.on_version = self._version
+        self.replica.on_stats = self.stats_changed
         self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
         if c.dns_on:
             await self.dns.start()  # logs where it listens

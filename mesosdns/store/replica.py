@@ -56,6 +56,8 @@ class _Staged:
 class Replica:
     def __init__(self, on_version: Callable[[Replica, bool], None] | None = None) -> None:
         self.on_version = on_version
+        # the builder's counters, sent now and then between versions
+        self.on_stats: Callable[[dict[str, Any]], None] | None = None
         self.version = 0
         self.lineage = ""  # the builder run whose versions these are
         self.serial = 0
@@ -92,6 +94,8 @@ class Replica:
         kind = msg[0]
         if kind == "stats":
             self.stats = msg[1]
+            if self.on_stats is not None:
+                self.on_stats(self.stats)
             return False
         if kind == "update":
             self._staged = None

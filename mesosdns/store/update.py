@@ -134,6 +134,11 @@ def _chunks(d: Mapping[Any, Any]) -> Iterator[dict[Any, Any]]:
         yield chunk
 
 
+def stats_frame(stats: dict[str, Any]) -> bytes:
+    """A frame of the builder's counters alone."""
+    return _frame(("stats", stats))
+
+
 def read(body: bytes) -> tuple[Any, ...]:
     """One frame's message (a tuple whose first item names its kind)."""
     msg = pickle.loads(body)

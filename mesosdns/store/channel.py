@@ -1,0 +1,154 @@
+"""Carrying the builder's versions to the serving processes over a UNIX socket.
+
+`Publisher` (in the builder process) listens on a socket in the run
+directory. A server that connects first gets the current version whole,
+then every later update, in order, and the builder's counters now and then
+(``stats`` frames). Frames are written to each connection's buffer at once;
+the builder never waits for a reader. A reader that falls too far behind
+is disconnected: it reconnects and starts again from a full update.
+
+`Follower` (in each serving process) connects, feeds the frames to its
+`Replica`, and reconnects when the builder goes away (it restarts) or the
+frames do not continue its version. Meanwhile the replica keeps the last
+version it had: the server goes on answering with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mesosdns.store.replica import Replica, ReplicaError
+from mesosdns.store.update import LENGTH, Update, frames, stats_frame
+
+log = logging.getLogger(__name__)
+
+# a reader with more than this many bytes unsent is dropped (it starts over)
+MAX_BACKLOG = 1 << 30
+SOCKET_NAME = "builder.sock"
+
+
+def socket_path(run_dir: str) -> str:
+    return os.path.join(run_dir, SOCKET_NAME)
+
+
+class Publisher:
+    def __init__(self, path: str, current: Callable[[], Update | None]) -> None:
+        self.path = path
+        self.current = current  # the version a new reader starts from (None: none yet)
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def readers(self) -> int:
+        return len(self._writers)
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self._server = await asyncio.start_unix_server(self._connected, path=self.path)
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                         ) -> None:
+        # nothing awaits between the whole version and joining the readers:
+        # the reader misses no update and gets none twice
+        update = self.current()
+        if update is not None:
+            for frame in frames(update):
+                writer.write(frame)
+        self._writers.add(writer)
+        try:
+            await reader.read()  # readers send nothing; EOF when they go
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def publish(self, update: Update) -> None:
+        if self._writers:
+            self._send(list(frames(update)))
+
+    def stats(self, stats: dict[str, Any]) -> None:
+        if self._writers:
+            self._send([stats_frame(stats)])
+
+    def _send(self, data: list[bytes]) -> None:
+        for writer in list(self._writers):
+            transport = writer.transport
+            if transport.is_closing():
+                self._writers.discard(writer)
+                continue
+            if transport.get_write_buffer_size() > MAX_BACKLOG:
+                log.warning("a server fell behind the builder's updates; it starts over")
+                self._writers.discard(writer)
+                transport.abort()
+                continue
+            writer.writelines(data)
+
+    async def stop(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class Follower:
+    def __init__(self, path: str, replica: Replica, *, retry: float = 0.05,
+                 retry_max: float = 1.0) -> None:
+        self.path = path
+        self.replica = replica
+        self.retry, self.retry_max = retry, retry_max
+        self.connections = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mesosdns-follower")
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        delay = self.retry
+        logged = False
+        while not self._closing:
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.path)
+            except OSError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            self.connections += 1
+            delay = self.retry
+            try:
+                await self._read(reader)
+            except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                if not logged and not self._closing:
+                    log.warning("builder connection lost; serving version %d until it is back",
+                                self.replica.version)
+                    logged = True
+            except (ReplicaError, ValueError) as exc:
+                log.error("builder frames out of step (%s); starting over", exc)
+            finally:
+                writer.close()
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        feed = self.replica.feed
+        unpack = LENGTH.unpack
+        while True:
+            head = await reader.readexactly(LENGTH.size)
+            body = await reader.readexactly(unpack(head)[0])
+            feed(body)
