@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from mesosdns.gojson import marshal_indent
 from mesosdns.records.model import RecordSet
 
 
@@ -31,7 +30,7 @@ class Snapshot:
     def body(self, key: str, build: Callable[[], Any]) -> bytes:
         cached = self._bodies.get(key)
         if cached is None:
-            cached = self._bodies[key] = orjson.dumps(build())
+            cached = self._bodies[key] = marshal_indent(build())
         return cached
 
 

@@ -656,15 +656,15 @@ def test_the_app_wires_api_metrics_and_state_file(tmp_path: Path) -> None:
     run(main)
 
 
-def test_error_bodies_are_short_text() -> None:
-    """aiohttp's own 404/405 pages are replaced by one line of text."""
+def test_error_bodies_are_the_originals() -> None:
+    """go-restful's 404/405 bodies, not aiohttp's pages (tests/test_http_routes.py has them all)."""
 
     async def body(h: Harness) -> None:
-        assert await h.get("/nope") == (404, "text/plain", "404: Not Found\n")
+        assert await h.get("/nope") == (404, "text/plain", "404: Page Not Found")
         assert await h.get("/v1/version", "POST") == (
             405,
             "text/plain",
-            "405: Method Not Allowed\n",
+            "405: Method Not Allowed",
         )
 
     with_api()(body)

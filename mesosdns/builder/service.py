@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
-
 from mesosdns.builder.engine import Compilers
 from mesosdns.config import Config
 from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
 from mesosdns.poller import Poller, Source
@@ -220,8 +219,8 @@ class BuilderService:
         if rs is None:
             return {}
         return {
-            "enumerate": orjson.dumps(enumerate_body(rs)),
-            "axfr": orjson.dumps(axfr_body(rs, engine.serial, self.config)),
+            "enumerate": marshal_indent(enumerate_body(rs)),
+            "axfr": marshal_indent(axfr_body(rs, engine.serial, self.config)),
         }
 
     def full_update(self) -> Update | None:

@@ -43,6 +43,7 @@ def enumerate_body(rs: RecordSet) -> dict[str, Any]:
             }
             for f in rs.frameworks
         ]
+        or None  # likewise: no framework at all is null
     }
 
 
@@ -54,9 +55,10 @@ def axfr_body(rs: RecordSet, serial: int, config: AXFRConfig) -> dict[str, Any]:
         "Mname": config.soa_mname,
         "Rname": config.soa_rname,
         "Domain": config.domain,
+        # Go maps: written with their keys sorted
         "Records": {
-            "As": {k: list(v) for k, v in rs.a.items()},
-            "AAAAs": {k: list(v) for k, v in rs.aaaa.items()},
-            "SRVs": {k: [str(t) for t in v] for k, v in rs.srv.items()},
+            "As": {k: list(rs.a[k]) for k in sorted(rs.a)},
+            "AAAAs": {k: list(rs.aaaa[k]) for k in sorted(rs.aaaa)},
+            "SRVs": {k: [str(t) for t in rs.srv[k]] for k in sorted(rs.srv)},
         },
     }
