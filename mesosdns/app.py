@@ -37,6 +37,7 @@ from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.model import RecordSet
 from mesosdns.snapshot import Snapshot, SnapshotStore
 from mesosdns.state.client import StateClient
+from mesosdns.state.iam import read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
 from mesosdns.state.model import State
 from mesosdns.stream_poller import StreamCompilers, StreamPoller  # stream mode (issue 8)
@@ -137,6 +138,14 @@ def generator_params(config: Config, listener_ips: list[str]) -> GeneratorParams
 
 
 def state_client(config: Config) -> StateClient:
+    """The client of the masters; ConfigError when the IAM file (checked with
+    the config) can no longer be read."""
+    iam = None
+    if config.mesos_authentication == "iam":
+        try:
+            iam = read_iam_config(config.iam_config_file)
+        except ValueError as exc:
+            raise ConfigError([f"IAMConfigFile: {config.iam_config_file!r}: {exc}"]) from None
     return StateClient(
         timeout_seconds=float(config.state_timeout_seconds),
         https=config.mesos_https_on,
@@ -146,6 +155,7 @@ def state_client(config: Config) -> StateClient:
         auth=config.mesos_authentication,
         principal=config.mesos_credentials.principal,
         secret=config.mesos_credentials.secret,
+        iam=iam,
     )
 
 
@@ -303,13 +313,18 @@ class App:
             for problem in exc.problems:
                 log.error("config reload rejected: %s", problem)
             return
+        if not merged.state_file and self.client is None:  # stateFile removed
+            try:
+                self.client = state_client(merged)  # reads the IAM file (iam)
+            except ConfigError as exc:  # it changed since load_config checked it
+                for problem in exc.problems:
+                    log.error("config reload rejected: %s", problem)
+                return
         self.config = merged
         if self.api is not None:  # /v1/config and /v1/axfr show what is in force
             self.api.config = merged
         if "masters" in hot and self.detector is None:
             self.masters = initial_masters(merged.masters)
-        if not merged.state_file and self.client is None:  # stateFile removed
-            self.client = state_client(merged)
         if self.poller is not None:
             self.poller.compile = compile_step
             self.poller.params = generator_params(merged, listener_addresses(merged.listener))
