@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from mesosdns.errors import ConfigError
+from mesosdns.state.iam import read_iam_config
 from mesosdns.zones.model import load_zones  # operator zones (issue 6)
 
 __all__ = [
@@ -843,10 +844,11 @@ def _check_auth(d: _Decoded) -> None:
     mech = _get(d, "mesos_authentication")
     creds: MesosCredentials = _get(d, "mesos_credentials")
     iam_file = _get(d, "iam_config_file")
-    iam = _read_iam(d, iam_file) if iam_file else None
+    if iam_file:  # read even when unused, as the original does
+        _read_iam(d, iam_file)
     if mech == "basic" and creds == MesosCredentials():
         d.problem("mesos_credentials", "required when mesosAuthentication is 'basic'")
-    if mech == "iam" and not iam:
+    if mech == "iam" and not iam_file:
         d.problem("iam_config_file", "a valid IAM config file is required when "
                   "mesosAuthentication is 'iam'")
     if mech == "" and creds.principal:
@@ -855,20 +857,13 @@ def _check_auth(d: _Decoded) -> None:
         d.warn(f"{d.key('iam_config_file')}: set but mesosAuthentication is none; not used")
 
 
-def _read_iam(d: _Decoded, path: str) -> bool:
-    """Whether the IAM file holds uid, private_key and login_endpoint."""
+def _read_iam(d: _Decoded, path: str) -> None:
+    """The IAM file holds a uid, an RSA private key (PEM) and a login endpoint
+    URL; read as the state client will read it at startup."""
     try:
-        with open(path, "rb") as fh:
-            doc = json.loads(fh.read())
-    except (OSError, ValueError) as exc:
-        d.problem("iam_config_file", f"{path!r}: {_os_reason(exc)}")
-        return False
-    wanted = ("uid", "private_key", "login_endpoint")
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) and doc[k]
-                                            for k in wanted):
-        d.problem("iam_config_file", f"{path!r}: needs uid, private_key and login_endpoint")
-        return False
-    return True
+        read_iam_config(path)
+    except ValueError as exc:  # the reason never quotes the key
+        d.problem("iam_config_file", f"{path!r}: {exc}")
 
 
 def _check_extensions(d: _Decoded, base_dir: str) -> None:

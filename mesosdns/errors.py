@@ -37,5 +37,16 @@ class FetchError(MesosDNSError):
         self.kind = kind
 
 
+class IAMLoginError(MesosDNSError):
+    """Logging in to the DC/OS IAM failed; ``transient`` when a retry may help
+    (transport errors, timeouts, 5xx). The message never carries a secret."""
+
+    kind = "iam_login"
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
 class ZoneError(MesosDNSError):
     """An operator zone is invalid."""

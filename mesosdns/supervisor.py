@@ -40,7 +40,7 @@ from typing import Any
 from mesosdns import __version__
 from mesosdns.app import reloaded
 from mesosdns.builder import process as builder_process
-from mesosdns.builder.service import compilers
+from mesosdns.builder.service import check_reload
 from mesosdns.config import Config, config_key
 from mesosdns.errors import ConfigError
 from mesosdns.server import worker
@@ -242,7 +242,7 @@ class Supervisor:
         if merged is None:
             return
         try:
-            compilers(merged)  # the operator zones (and their files) must load
+            check_reload(merged)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config reload rejected: %s", problem)
@@ -279,7 +279,7 @@ def _status(code: int) -> str:
 def run(config: Config) -> int:
     """Serve until told to stop; the exit status."""
     try:
-        compilers(config)  # operator zones that cannot load stop us before any fork
+        check_reload(config)  # zones or an IAM file that cannot load: stop before any fork
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("cannot start: %s", problem)

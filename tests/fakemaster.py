@@ -69,6 +69,9 @@ class FakeMaster:
         self.port = port
         self.ssl_context = ssl_context
         self.basic_auth = basic_auth
+        # DC/OS IAM: when a set, only "Authorization: token=T" with T in it
+        # passes (discard T to revoke it)
+        self.tokens: set[str] | None = None
         # failure modes
         self.status = 200  # answer this status (with a text body) when not 200
         self.fail_times = 0  # answer 503 to this many requests, then normally
@@ -144,6 +147,9 @@ class FakeMaster:
         return orjson.dumps(doc)
 
     def _authorized(self, request: web.Request) -> bool:
+        if self.tokens is not None:
+            header = request.headers.get("Authorization", "")
+            return header.startswith("token=") and header[len("token="):] in self.tokens
         if self.basic_auth is None:
             return True
         token = base64.b64encode(":".join(self.basic_auth).encode()).decode()

@@ -642,15 +642,27 @@ def test_unreadable_ca_file(tmp_path: Path) -> None:
 
 
 def test_iam_file_is_read(tmp_path: Path) -> None:
+    """More cases in test_iam.py."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
     iam = tmp_path / "iam.json"
-    iam.write_text(json.dumps({"uid": "u", "private_key": "k", "login_endpoint": "https://x"}))
+    iam.write_text(json.dumps(
+        {"uid": "u", "private_key": pem.decode(), "login_endpoint": "https://x"}
+    ))
     config, warnings = parse({"mesosAuthentication": "iam", "IAMConfigFile": str(iam)})
     assert config.iam_config_file == str(iam)
     assert warnings == []
     iam.write_text("{}")
-    assert problems({"mesosAuthentication": "iam", "IAMConfigFile": str(iam)})[0] == (
-        f"IAMConfigFile: {str(iam)!r}: needs uid, private_key and login_endpoint"
-    )
+    assert problems({"mesosAuthentication": "iam", "IAMConfigFile": str(iam)}) == [
+        f"IAMConfigFile: {str(iam)!r}: needs uid, private_key and login_endpoint (strings); "
+        "missing or empty: uid, private_key, login_endpoint"
+    ]
 
 
 def test_basic_auth_and_unused_credentials_warning() -> None:

@@ -372,6 +372,8 @@ def test_basic_auth_header_and_secret_stays_secret() -> None:
 
 def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="MesosAuthentication"):
+        StateClient(auth="kerberos")
+    with pytest.raises(ConfigError, match="IAMConfigFile"):
         StateClient(auth="iam")
     with pytest.raises(ConfigError, match="MesosCredentials"):
         StateClient(auth="basic")

@@ -20,6 +20,7 @@ from mesosdns.builder.engine import Compilers
 from mesosdns.config import Config
 from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.errors import ConfigError
 from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
@@ -27,6 +28,7 @@ from mesosdns.poller import Poller, Source
 from mesosdns.records.bodies import axfr_body, enumerate_body
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.state.client import StateClient
+from mesosdns.state.iam import IAMConfig, read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
 from mesosdns.store.update import Update
 from mesosdns.stream_poller import StreamPoller
@@ -92,7 +94,26 @@ def generator_params(config: Config, listener_ips: list[str]) -> GeneratorParams
     )
 
 
+def iam_config(config: Config) -> IAMConfig | None:
+    """The IAM login settings (``mesosAuthentication: "iam"``); ConfigError
+    when the IAM file (checked with the config) can no longer be read."""
+    if config.mesos_authentication != "iam":
+        return None
+    try:
+        return read_iam_config(config.iam_config_file)
+    except ValueError as exc:
+        raise ConfigError([f"IAMConfigFile: {config.iam_config_file!r}: {exc}"]) from None
+
+
+def check_reload(config: Config) -> None:
+    """What a reloaded config needs besides validation: its operator zones
+    load and its IAM file reads (ConfigError otherwise)."""
+    compilers(config)
+    iam_config(config)
+
+
 def state_client(config: Config) -> StateClient:
+    """The client of the masters (ConfigError: see `iam_config`)."""
     return StateClient(
         timeout_seconds=float(config.state_timeout_seconds),
         https=config.mesos_https_on,
@@ -102,6 +123,7 @@ def state_client(config: Config) -> StateClient:
         auth=config.mesos_authentication,
         principal=config.mesos_credentials.principal,
         secret=config.mesos_credentials.secret,
+        iam=iam_config(config),
     )
 
 
@@ -249,12 +271,14 @@ class BuilderService:
         """A reloaded config whose ``hot`` fields changed (see HOT_FIELDS);
         raises ConfigError (nothing applied) when its zones do not load."""
         new_compilers = compilers(merged)
+        client = self.client
+        if not merged.state_file and client is None:  # stateFile removed
+            client = state_client(merged)  # reads the IAM file (iam)
         self.config = merged
+        self.client = client
         self._compilers = new_compilers
         if "masters" in hot and self.detector is None:
             self.masters = initial_masters(merged.masters)
-        if not merged.state_file and self.client is None:  # stateFile removed
-            self.client = state_client(merged)
         if self.poller is not None:
             self.poller.params = generator_params(merged, listener_addresses(merged.listener))
             self.poller.refresh_seconds = float(merged.refresh_seconds)

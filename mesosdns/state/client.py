@@ -24,6 +24,10 @@ when its body happens to be JSON (the original never looked at the status);
 works (the original split at the first colon); an empty leader in the
 redirected document fails over to the next master instead of failing the whole
 refresh.
+
+Authentication (``MesosAuthentication``): none, HTTP Basic, or DC/OS IAM
+(`mesosdns.state.iam`): the IAM token is reused across requests, and a 401
+from a master makes the request log in again and retry once, at once.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import asyncio
 import base64
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +45,8 @@ import msgspec
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from mesosdns.errors import ConfigError, FetchError, StateError
+from mesosdns.errors import ConfigError, FetchError, IAMLoginError, StateError
+from mesosdns.state.iam import IAMAuth, IAMConfig
 from mesosdns.state.model import split_host_port
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ STATE_PATH = "/master/state"
 USER_AGENT = "Mesos-DNS"
 AUTH_NONE = ""
 AUTH_BASIC = "basic"
+AUTH_IAM = "iam"
 
 
 class FetchResult(NamedTuple):
@@ -143,7 +149,11 @@ class StateClient:
     ``timeout_seconds`` is ``stateTimeoutSeconds`` (per GET); ``https`` is
     ``mesosHTTPSOn``; ``ca_file``/``cert_file``/``key_file`` are ``CACertFile``,
     ``CertFile``, ``KeyFile``; ``auth`` is ``MesosAuthentication`` (``""`` or
-    ``"basic"``) with ``principal``/``secret`` from ``MesosCredentials``.
+    ``"basic"`` with ``principal``/``secret`` from ``MesosCredentials``, or
+    ``"iam"`` with ``iam``, the parsed ``IAMConfigFile``). The IAM login
+    uses this client's session and TLS settings: with ``https`` the masters'
+    (as the original, whose one HTTP client does both), else the system's
+    CAs, or ``ca_file`` when it is given.
     ``attempts`` bounds the GETs per master, spaced by exponential backoff from
     ``backoff`` seconds up to ``backoff_max``. Raises ConfigError for unusable
     settings. The secret is never logged nor shown by ``repr``.
@@ -160,6 +170,7 @@ class StateClient:
         auth: str = AUTH_NONE,
         principal: str = "",
         secret: str = "",
+        iam: IAMConfig | None = None,
         attempts: int = 3,
         backoff: float = 0.1,
         backoff_max: float = 1.0,
@@ -169,30 +180,38 @@ class StateClient:
             problems.append(f"StateTimeoutSeconds: must be positive, got {timeout_seconds}")
         if attempts < 1:
             problems.append(f"attempts: must be at least 1, got {attempts}")
-        if auth not in (AUTH_NONE, AUTH_BASIC):
+        if auth not in (AUTH_NONE, AUTH_BASIC, AUTH_IAM):
             problems.append(f"MesosAuthentication: unsupported mechanism {auth!r}")
         if auth == AUTH_BASIC and not principal and not secret:
             problems.append("MesosCredentials: basic authentication needs a principal and secret")
+        if auth == AUTH_IAM and iam is None:
+            problems.append("IAMConfigFile: iam authentication needs an IAM config file")
         if problems:
             raise ConfigError(problems)
         self._timeout = float(timeout_seconds)
         self._scheme = "https" if https else "http"
         self._ssl: ssl.SSLContext | None = None
+        login_ssl: ssl.SSLContext | bool = True
         if https or ca_file or cert_file or key_file:
             ctx = _tls_context(ca_file, cert_file, key_file)
             self._ssl = ctx if https else None
+            if https or ca_file:
+                login_ssl = ctx
         # The header is built once; it is never logged (repr hides it).
         self._headers: dict[str, str] = {}
         if auth == AUTH_BASIC:
             token = base64.b64encode(f"{principal}:{secret}".encode()).decode("ascii")
             self._headers["Authorization"] = f"Basic {token}"
+        self._iam: IAMAuth | None = None
+        if auth == AUTH_IAM and iam is not None:
+            self._iam = IAMAuth(iam, ssl_context=login_ssl)
         self._attempts = attempts
         self._backoff = backoff
         self._backoff_max = backoff_max
         self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
-        auth = "basic" if self._headers else "none"
+        auth = "iam" if self._iam else "basic" if self._headers else "none"
         return f"StateClient(scheme={self._scheme}, timeout={self._timeout}, auth={auth})"
 
     async def __aenter__(self) -> StateClient:
@@ -217,9 +236,29 @@ class StateClient:
         """``http`` or ``https`` (``mesosHTTPSOn``)."""
         return self._scheme
 
-    def auth_headers(self) -> dict[str, str]:
-        """The headers that authenticate a request (a copy; never log it)."""
-        return dict(self._headers)
+    @property
+    def iam(self) -> IAMAuth | None:
+        """The IAM login and its token, with ``mesosAuthentication: iam``."""
+        return self._iam
+
+    async def auth_headers(self, timeout: float | None = None) -> dict[str, str]:
+        """The headers that authenticate a request (a copy; never log it).
+
+        With IAM this logs in when no valid token is kept, within ``timeout``
+        seconds (the per-request timeout by default); IAMLoginError when the
+        login fails.
+        """
+        if self._iam is None:
+            return dict(self._headers)
+        return await self._iam.headers(self.session(), timeout or self._timeout)
+
+    def auth_rejected(self, headers: Mapping[str, str]) -> bool:
+        """A master answered 401 to a request sent with ``headers``: whether
+        asking `auth_headers` again (a new IAM login) is worth one retry."""
+        if self._iam is None:
+            return False  # fixed credentials: a retry gets the same answer
+        self._iam.rejected(headers)
+        return True
 
     def session(self) -> aiohttp.ClientSession:
         """The HTTP session (TLS settings, ``User-Agent``), opened on first use."""
@@ -341,14 +380,36 @@ class StateClient:
             raise _Failed(f"{exc}{suffix}", exc.kind) from None
 
     async def _get_once(self, url: str, deadline: float) -> bytes:
+        status, body, headers = await self._get_authorized(url, deadline)
+        if status == 401 and self.auth_rejected(headers):
+            # the IAM token expired early or was revoked: log in again, once
+            status, body, _ = await self._get_authorized(url, deadline)
+        if status >= 500:
+            raise _Transient(f"HTTP {status}", "http_5xx")
+        if not 200 <= status < 300:
+            raise _Failed(f"HTTP {status}", "http_status")
+        return body
+
+    def _timeout_before(self, deadline: float) -> float:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise _Failed("refresh deadline passed", "timeout")
-        timeout = min(self._timeout, remaining)
+        return min(self._timeout, remaining)
+
+    async def _get_authorized(
+        self, url: str, deadline: float
+    ) -> tuple[int, bytes, dict[str, str]]:
+        try:
+            headers = await self.auth_headers(self._timeout_before(deadline))
+        except IAMLoginError as exc:
+            if exc.transient:
+                raise _Transient(str(exc), exc.kind) from None
+            raise _Failed(str(exc), exc.kind) from None
+        timeout = self._timeout_before(deadline)
         session = self.session()
         try:
             async with session.get(
-                url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as resp:
                 body = await resp.read()
                 status = resp.status
@@ -358,11 +419,7 @@ class StateClient:
             raise _Failed(f"TLS error: {exc}", "tls") from None
         except aiohttp.ClientError as exc:
             raise _Transient(_describe(exc)) from None
-        if status >= 500:
-            raise _Transient(f"HTTP {status}", "http_5xx")
-        if not 200 <= status < 300:
-            raise _Failed(f"HTTP {status}", "http_status")
-        return body
+        return status, body, headers
 
 
 def leader_of(body: bytes) -> str:

@@ -30,8 +30,9 @@ its leadership: Mesos masters exit then) or a malformed record raise
 `StreamError`; resubscribing (with backoff) is the caller's business
 (`mesosdns.stream_poller`).
 
-The HTTP set-up (TLS, basic authentication, ``User-Agent``) is the
-`StateClient`'s: its session and headers are reused.
+The HTTP set-up (TLS, authentication, ``User-Agent``) is the
+`StateClient`'s: its session and headers are reused. With IAM, a 401 to a
+POST logs in again and sends it once more.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from mesosdns.errors import FetchError, StateError
+from mesosdns.errors import FetchError, IAMLoginError, StateError
 from mesosdns.state.client import StateClient, join_host_port
 from mesosdns.state.model import split_host_port
 from mesosdns.state.v1 import (
@@ -227,12 +228,11 @@ class Subscriber:
     def _session(self) -> aiohttp.ClientSession:
         return self.client.session()
 
-    def _headers(self) -> dict[str, str]:
-        return {
-            **self.client.auth_headers(),
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
+    async def _auth_headers(self, timeout: float) -> dict[str, str]:
+        try:
+            return await self.client.auth_headers(timeout)
+        except IAMLoginError as exc:
+            raise StreamError(str(exc), exc.kind) from None
 
     def _timeout(self) -> float:
         return self.connect_timeout or self.client.timeout
@@ -308,12 +308,19 @@ class Subscriber:
         200 response (its body unread) and the URL that gave it."""
         session = self._session()
         timeout = self._timeout()
-        for _ in range(redirects + 1):
+        relogin = True  # one new IAM login per POST when a master refuses the token
+        hops = 0
+        while hops <= redirects:
+            auth = await self._auth_headers(timeout)
             try:
                 resp = await session.post(
                     url,
                     data=body,
-                    headers=self._headers(),
+                    headers={
+                        **auth,
+                        "Accept": "application/json",
+                        "Content-Type": "application/json",
+                    },
                     allow_redirects=False,
                     # sock_read bounds each read of the headers; the stream's
                     # own reads are bounded by the watchdog
@@ -325,7 +332,12 @@ class Subscriber:
                 raise StreamError(f"timed out after {timeout:.3g}s") from None
             except (aiohttp.ClientError, OSError) as exc:
                 raise StreamError(_describe(exc)) from None
+            if resp.status == 401 and relogin and self.client.auth_rejected(auth):
+                resp.close()
+                relogin = False
+                continue
             if resp.status in (301, 302, 303, 307, 308):
+                hops += 1
                 location = resp.headers.get("Location", "")
                 resp.close()
                 if not location:
