@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from mesosdns.errors import ConfigError
 from mesosdns.state.iam import read_iam_config
-from mesosdns.zones.model import load_zones  # operator zones (issue 6)
+from mesosdns.zones.model import load_zones  # operator zones
 
 __all__ = [
     "DEFAULT_ALLOW_RECURSION",
@@ -880,7 +880,7 @@ def _check_extensions(d: _Decoded, base_dir: str) -> None:
         d.values["state_file"] = os.path.normpath(os.path.join(base_dir, path))
 
 
-# --- operator zones (issue 6) -------------------------------------------------
+# --- operator zones -------------------------------------------------
 
 
 def cluster_domains(config: Config) -> list[str]:
@@ -996,7 +996,7 @@ def parse_config(
         check(d)
     _check_resolvers(d, resolv_conf)
     _check_extensions(d, base_dir)
-    _check_zones(d, base_dir)  # operator zones (issue 6)
+    _check_zones(d, base_dir)  # operator zones
     if d.problems:
         raise ConfigError(d.problems)
     return Config(**d.values, file=file), d.warnings

@@ -35,7 +35,7 @@
   resolved in the background, then applied as a change of their own; all of
   them are resolved again every ``refreshSeconds`` (a poll resolves them at
   each refresh), and what changed is applied.
-- Operator zones (issue 6), when configured, are compiled at each full build
+- Operator zones, when configured, are compiled at each full build
   and recompiled from a copy of the records at most every
   ``refreshSeconds`` while events change them (their templates and PTR
   records need the whole state).

@@ -34,11 +34,11 @@ from dns_support import (
 from mesosdns.app import App
 from mesosdns.config import parse_config
 from mesosdns.dns.answers import compile_answers
+from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.state.model import parse_state
 from mesosdns.zones.compile import compile_zones
-from mesosdns.zones.match import CompiledZones
 from mesosdns.zones.model import load_zones
 
 ROOT = Path(__file__).resolve().parent.parent

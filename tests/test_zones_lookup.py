@@ -17,11 +17,11 @@ import msgspec
 import pytest
 
 from mesosdns.dns import wire
+from mesosdns.dns.opzones import Answer, CompiledZones, Forward, client_key, lookup, render
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams, generate, task_hash
 from mesosdns.state.model import State, parse_state
 from mesosdns.zones.compile import cluster_ptr, compile_zones
-from mesosdns.zones.match import Answer, CompiledZones, Forward, client_key, lookup, render
 from mesosdns.zones.model import load_zones
 
 ROOT = Path(__file__).resolve().parent.parent

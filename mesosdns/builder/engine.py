@@ -20,13 +20,13 @@ from typing import Any
 
 from mesosdns.builder.diff import apply_state, compatible
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
+from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
 from mesosdns.state.model import State, Task
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Keep, Update
-from mesosdns.zones.match import CompiledZones
 
 
 @dataclass(frozen=True, slots=True)

@@ -404,7 +404,7 @@ class Forwarder:
                 p.index += 1
                 # The error may be an ICMP unreachable caused by an earlier
                 # query on this socket, which then waits for no error to wake
-                # it: everything in flight here fails over now (issue 7).
+                # it: everything in flight here fails over now.
                 self._fail_socket(us)
                 continue
             pending[qid] = p
@@ -418,7 +418,7 @@ class Forwarder:
         self._queue.append((deadline, p, us, qid))
         if self._timer is None:
             # at the queue's head, not this deadline: called from _expire (the
-            # next resolver), older entries must not wait a timeout more (issue 7)
+            # next resolver), older entries must not wait a timeout more
             self._timer = self._loop.call_at(self._queue[0][0], self._expire)
 
     def _expire(self) -> None:

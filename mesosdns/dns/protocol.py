@@ -42,10 +42,10 @@ from mesosdns.dns.answers import (
     zone_wires,
 )
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
+from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.settings import DNSSettings
-from mesosdns.zones.match import Answer, CompiledZones, lookup  # operator zones (issue 6)
-from mesosdns.zones.router import ZoneRouter, ZoneStats  # operator zones (issue 6)
+from mesosdns.dns.zone_router import ZoneRouter, ZoneStats  # operator zones
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class DNSStats:
         self.dropped = 0
         self.errors = 0
         self.tcp_connections = 0
-        self.recursion_refused = 0  # allowRecursion (issue 7)
+        self.recursion_refused = 0  # allowRecursion
 
     def as_dict(self) -> dict[str, int]:
         f = self.forward
@@ -153,7 +153,7 @@ def _sockets(family: int, reuse_port: bool = False) -> tuple[socket.socket, sock
     return udp, tcp
 
 
-# -- allowRecursion (issue 7) ------------------------------------------------
+# -- allowRecursion ------------------------------------------------
 
 
 class RecursionACL:
@@ -229,7 +229,7 @@ class DNSServer:
         self._rng = rng or random.Random()
         self._forwarder = forwarder or Forwarder(settings, self.stats.forward)
         self._forwarder.stats = self.stats.forward
-        # operator zones (issue 6): consulted before forwarding, see set_zones
+        # operator zones: consulted before forwarding, see set_zones
         self._opzones = ZoneRouter(settings, self._forwarder, self.stats.forward, self._udp_send)
         self._table: AnswerTable | None = None
         self._hot: dict[bytes, tuple[Any, ...]] = _EMPTY_HOT
@@ -252,7 +252,7 @@ class DNSServer:
         self._conns: set[_TCPConnection] = set()
         self._errlog = _RateLimitedLog()
         self._log_queries = settings.log_queries
-        self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion (issue 7)
+        self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -300,7 +300,7 @@ class DNSServer:
         self.udp_port = self.tcp_port = port
         self._loop.add_reader(udp.fileno(), self._on_udp)
         await self._forwarder.start([(host, port)])
-        self._opzones.start([(host, port)])  # operator zones (issue 6)
+        self._opzones.start([(host, port)])  # operator zones
         log.info("DNS listening on %s port %d (UDP and TCP)", host, port)
 
     @staticmethod
@@ -326,7 +326,7 @@ class DNSServer:
                 await asyncio.wait_for(self._tcp.wait_closed(), 2.0)
             self._tcp = None
         self._forwarder.close()
-        self._opzones.close()  # operator zones (issue 6)
+        self._opzones.close()  # operator zones
 
     # -- UDP ------------------------------------------------------------
 
@@ -416,7 +416,7 @@ class DNSServer:
                 return None
             p += length + 1
         p += 1
-        if p + 4 != n or rest[-2:] != _IN or p > 255:  # over 255 bytes: FORMERR (issue 7)
+        if p + 4 != n or rest[-2:] != _IN or p > 255:  # over 255 bytes: FORMERR
             return None
         name = rest[:p]
         lname = name.lower()
@@ -432,11 +432,11 @@ class DNSServer:
         else:
             zone = None
         if zone is None:
-            # allowRecursion (issue 7)
+            # allowRecursion
             if not self.recursion.everyone and self._refuse_recursion(table, lname, qtype, addr):
                 return self._refused(data, rest)
             if self._opzones.active and (qtype != wire.TYPE_DS or self._zone(table, lname) is None):
-                # operator zones (issue 6)
+                # operator zones
                 self._opzones.udp(data, rest, lname, qtype, addr, wire.MIN_UDP_PAYLOAD, b"")
                 return b""
             self._forwarder.forward_udp(
@@ -538,7 +538,7 @@ class DNSServer:
                 return view
         return None
 
-    # -- allowRecursion (issue 7) ---------------------------------------
+    # -- allowRecursion ---------------------------------------
 
     def _refuse_recursion(self, table: AnswerTable, lname: bytes, qtype: int, addr: Any) -> bool:
         """Must a question headed out of the domain be REFUSED to ``addr``?
@@ -602,7 +602,7 @@ class DNSServer:
         lname = query.qname.lower()
         zone = None if query.qtype == wire.TYPE_DS else self._zone(table, lname)
         if zone is None:
-            # allowRecursion (issue 7)
+            # allowRecursion
             # (a connection without a peer, such as a test double, is a stranger)
             client = addr if conn is None else getattr(conn, "peer", None)
             if not self.recursion.everyone and self._refuse_recursion(
@@ -612,7 +612,7 @@ class DNSServer:
             if self._opzones.active and (
                 query.qtype != wire.TYPE_DS or self._zone(table, lname) is None
             ):
-                self._zones_query(data, query, lname, addr, conn)  # operator zones (issue 6)
+                self._zones_query(data, query, lname, addr, conn)  # operator zones
                 return None
             ups = self._forwarder.route(lname, query.qtype)
             if conn is None:
@@ -679,7 +679,7 @@ class DNSServer:
             stats.mesos_failed += 1
         return reply
 
-    # -- operator zones (issue 6) ---------------------------------------
+    # -- operator zones ---------------------------------------
 
     def set_zones(self, zones: CompiledZones | None) -> None:
         """Publish a refresh's operator zones (one reference swap, on the loop).
@@ -740,7 +740,7 @@ class _TCPConnection(asyncio.Protocol):
         self.last = 0.0
         self.paused = False
         self.pending = 0  # forwarded queries not answered yet
-        self.peer: Any = None  # the client's address (allowRecursion, issue 7)
+        self.peer: Any = None  # the client's address (allowRecursion)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transports are not asyncio.Transport subclasses
@@ -773,7 +773,7 @@ class _TCPConnection(asyncio.Protocol):
         if loop.time() >= deadline and self.pending <= 0:
             if self.transport.get_write_buffer_size():
                 # a client that does not read its replies cannot hold the
-                # connection open with them (issue 7): they are dropped
+                # connection open with them: they are dropped
                 self.transport.abort()
             else:
                 self.close()
@@ -792,7 +792,7 @@ class _TCPConnection(asyncio.Protocol):
                 break
             message = bytes(buf[2 : 2 + size])
             del buf[: 2 + size]
-            # Only a whole message counts as activity (issue 7): a client
+            # Only a whole message counts as activity: a client
             # trickling the bytes of one message (slow loris) is closed when
             # the idle timeout runs out, however often it sends a byte.
             self._touch()

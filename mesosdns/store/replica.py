@@ -28,11 +28,11 @@ from mesosdns.dns.incremental import (
     set_zone_serial,
     zone_specs,
 )
+from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.model import RecordSet, SRVTarget
 from mesosdns.snapshot import Snapshot
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
-from mesosdns.zones.match import CompiledZones
 
 
 class ReplicaError(Exception):

@@ -26,9 +26,9 @@ from types import MappingProxyType
 from typing import Any
 
 from mesosdns.dns.answers import Entry, TableInfo
+from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.model import SRVTarget
-from mesosdns.zones.match import CompiledZones
 
 # items (entries, names, record values) per frame of a full update: a frame
 # of this many entries decodes in a few milliseconds

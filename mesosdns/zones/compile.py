@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from mesosdns.dns import wire
+from mesosdns.dns.opzones import CompiledZone, CompiledZones, Node
 from mesosdns.dns.settings import DNSSettings, fqdn, soa_rname_fqdn
 from mesosdns.records.generator import (
     GeneratorParams,
@@ -40,7 +41,6 @@ from mesosdns.records.generator import (
 from mesosdns.records.labels import LabelFunc, domain_frag, rfc952, rfc1123
 from mesosdns.records.model import RecordSet
 from mesosdns.state.model import State
-from mesosdns.zones.match import CompiledZone, CompiledZones, Node
 from mesosdns.zones.model import TemplateRecord, Zone, make_rr
 from mesosdns.zones.records import RR, RTYPES, absolute, name_wire
 

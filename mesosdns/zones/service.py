@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 
 from mesosdns.config import Config, cluster_domains
+from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.errors import ConfigError
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.model import RecordSet
 from mesosdns.state.model import State
 from mesosdns.zones.compile import compile_zones
-from mesosdns.zones.match import CompiledZones
 from mesosdns.zones.model import Zone, load_zones
 
 __all__ = ["ZoneCompiler"]

@@ -27,8 +27,8 @@ from typing import Any
 
 from mesosdns.dns import wire
 from mesosdns.dns.forward import Forwarder, ForwardStats, SendFn, servfail
+from mesosdns.dns.opzones import Answer, CompiledZone, CompiledZones, lookup, render
 from mesosdns.dns.settings import DNSSettings
-from mesosdns.zones.match import Answer, CompiledZone, CompiledZones, lookup, render
 
 __all__ = ["ZoneRouter", "ZoneStats"]
 
