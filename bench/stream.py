@@ -132,13 +132,13 @@ def child_stream(path: Path, events: int, seed: int) -> dict[str, Any]:
     import msgspec
     from fakemaster import v1_status, v1_task
 
+    from mesosdns.builder.poll import Source
+    from mesosdns.builder.stream import StreamCompilers, StreamPoller
     from mesosdns.dns.settings import DNSSettings
     from mesosdns.metrics import RefreshStats
-    from mesosdns.poller import Source
     from mesosdns.records.generator import GeneratorParams
-    from mesosdns.snapshot import SnapshotStore
     from mesosdns.state.v1 import Subscribed, decode_event
-    from mesosdns.stream_poller import StreamCompilers, StreamPoller
+    from mesosdns.store.snapshot import SnapshotStore
 
     params = GeneratorParams(**gen_bench.PARAMS)
     settings = DNSSettings()

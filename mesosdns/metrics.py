@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mesosdns.snapshot import SnapshotStore
+from mesosdns.store.snapshot import SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -36,7 +36,6 @@ from dns_support import (
     settings,
 )
 
-from mesosdns.api import API, hosts_body, services_body
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import parse_config
 from mesosdns.dns import wire
@@ -51,7 +50,8 @@ from mesosdns.dns.answers import HOT_PREFIX, compile_answers
 from mesosdns.errors import ConfigError
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.records.model import RecordSet, SRVTarget
-from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.server.api import API, hosts_body, services_body
+from mesosdns.store.snapshot import Snapshot, SnapshotStore
 
 CLUSTER_ID = "yor6tqhiag39y6cjkdd4w9uzo45qhku6ra8hl7hpr6d9ukjaz3jo"
 ALIAS = f"mesos.{CLUSTER_ID}.dcos.directory"

@@ -22,16 +22,16 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from test_config import GO_NAMES
 
-import mesosdns.api as api_module
+import mesosdns.server.api as api_module
 from mesosdns import __version__
-from mesosdns.api import API
 from mesosdns.app import App
 from mesosdns.config import Config, parse_config
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.model import RecordSet
-from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.server.api import API
 from mesosdns.state.model import parse_state
+from mesosdns.store.snapshot import Snapshot, SnapshotStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "fixtures" / "demo-state.json"

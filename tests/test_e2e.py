@@ -689,9 +689,9 @@ def test_poller_stops_when_a_refresh_was_just_triggered() -> None:
     cancellation racing with the wake-up, and the poller ran on for ever: a
     mesos-dns using ZooKeeper sometimes ignored SIGTERM."""
     from mesosdns.builder.engine import Compilers
+    from mesosdns.builder.poll import Poller, Source
     from mesosdns.dns.settings import DNSSettings
     from mesosdns.metrics import RefreshStats
-    from mesosdns.poller import Poller, Source
     from mesosdns.records.generator import GeneratorParams
     from mesosdns.store.update import Update
 

@@ -24,24 +24,24 @@ from fakemaster import FakeMaster, minimal_state, recordio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesosdns.api import enumerate_body, hosts_body
 from mesosdns.app import App
+from mesosdns.builder.poll import Source
+from mesosdns.builder.stream import StreamCompilers, StreamPoller
 from mesosdns.config import parse_config
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.metrics import RefreshStats
-from mesosdns.poller import Source
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
-from mesosdns.snapshot import SnapshotStore
+from mesosdns.server.api import enumerate_body, hosts_body
 from mesosdns.state.client import StateClient
 from mesosdns.state.model import Task, parse_state
 from mesosdns.state.stream import RecordIODecoder, StreamError, Subscriber
 from mesosdns.state.v1 import Heartbeat, Subscribed, TaskAdded
 from mesosdns.store.replica import Replica
+from mesosdns.store.snapshot import SnapshotStore
 from mesosdns.store.update import Update, frames
-from mesosdns.stream_poller import StreamCompilers, StreamPoller
 
 T = TypeVar("T")
 
@@ -757,7 +757,7 @@ def test_host_names_are_resolved_again_every_refresh(monkeypatch: pytest.MonkeyP
         asked.append(list(hosts))
         return {h: table[h] for h in hosts if h in table}
 
-    monkeypatch.setattr("mesosdns.stream_poller.resolve_hosts", fake_resolve)
+    monkeypatch.setattr("mesosdns.builder.stream.resolve_hosts", fake_resolve)
 
     async def go() -> None:
         doc = cluster()

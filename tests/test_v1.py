@@ -17,6 +17,7 @@ from fakemaster import (
     without_framework_pids,
 )
 
+from mesosdns.builder.stream import with_pids
 from mesosdns.errors import StateError
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.model import RecordSet
@@ -36,7 +37,6 @@ from mesosdns.state.v1 import (
     framework_pids,
     leader_from_get_master,
 )
-from mesosdns.stream_poller import with_pids
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PARAMS = GeneratorParams(masters=("", "10.0.0.11:5050", "10.0.0.12:5050"))

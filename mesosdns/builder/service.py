@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mesosdns.builder.engine import Compilers
+from mesosdns.builder.poll import Poller, Source
+from mesosdns.builder.stream import StreamPoller
 from mesosdns.config import Config
 from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.settings import DNSSettings
@@ -24,14 +26,12 @@ from mesosdns.errors import ConfigError
 from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
-from mesosdns.poller import Poller, Source
 from mesosdns.records.bodies import axfr_body, enumerate_body
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.state.client import StateClient
 from mesosdns.state.iam import IAMConfig, read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
 from mesosdns.store.update import Update
-from mesosdns.stream_poller import StreamPoller
 from mesosdns.zones.service import ZoneCompiler
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from mesosdns.api import API
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import Config
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.metrics import Metrics, RefreshStats
-from mesosdns.snapshot import SnapshotStore
+from mesosdns.server.api import API
 from mesosdns.store.replica import Replica
+from mesosdns.store.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ default 2), the stream counts as broken. Before ``SUBSCRIBED`` each read
 may take ``stateTimeoutSeconds``. A broken stream, an EOF (the master lost
 its leadership: Mesos masters exit then) or a malformed record raise
 `StreamError`; resubscribing (with backoff) is the caller's business
-(`mesosdns.stream_poller`).
+(`mesosdns.builder.stream`).
 
 The HTTP set-up (TLS, authentication, ``User-Agent``) is the
 `StateClient`'s: its session and headers are reused. With IAM, a 401 to a

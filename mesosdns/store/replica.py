@@ -31,7 +31,7 @@ from mesosdns.dns.incremental import (
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.model import RecordSet, SRVTarget
-from mesosdns.snapshot import Snapshot
+from mesosdns.store.snapshot import Snapshot
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
 
 

@@ -7,7 +7,7 @@ and, when ``EnumerationOn``, ``/v1/enumerate`` and ``/v1/axfr``. Ours:
 ``/ready`` (the first state was loaded), GET and HEAD, exact paths only.
 
 Every request goes through one handler that decides as the original's
-net/http and go-restful do (:mod:`mesosdns.routing`): redirects of unclean
+net/http and go-restful do (:mod:`mesosdns.server.routing`): redirects of unclean
 paths, one optional trailing slash, ``404: Page Not Found``, ``405: Method
 Not Allowed``, 406 and 415, as ``text/plain; charset=utf-8``. JSON bodies are
 Go's indented form (:mod:`mesosdns.gojson`), as ``application/json``.
@@ -34,7 +34,7 @@ from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import CONTENT_TYPE, Metrics
 from mesosdns.records.bodies import axfr_body, enumerate_body
 from mesosdns.records.model import RecordSet
-from mesosdns.routing import (
+from mesosdns.server.routing import (
     BAD_REQUEST,
     METHOD_NOT_ALLOWED,
     TEXT,
@@ -47,7 +47,7 @@ from mesosdns.routing import (
     text,
     unescape_path,
 )
-from mesosdns.snapshot import Snapshot, SnapshotStore
+from mesosdns.store.snapshot import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -61,10 +61,10 @@ import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from mesosdns.builder.engine import Compilers, Engine
+from mesosdns.builder.poll import Poller, Source, resolve_hosts
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
 from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
-from mesosdns.poller import Poller, Source, resolve_hosts
 from mesosdns.records.generator import GeneratorParams, canonical_ip, hosts_to_resolve
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.state.model import Framework, State, Task
