@@ -138,7 +138,8 @@ def child_stream(path: Path, events: int, seed: int) -> dict[str, Any]:
     from mesosdns.metrics import RefreshStats
     from mesosdns.records.generator import GeneratorParams
     from mesosdns.state.v1 import Subscribed, decode_event
-    from mesosdns.store.snapshot import SnapshotStore
+    from mesosdns.store.replica import Replica
+    from mesosdns.store.update import Update, frames
 
     params = GeneratorParams(**gen_bench.PARAMS)
     settings = DNSSettings()
@@ -148,22 +149,32 @@ def child_stream(path: Path, events: int, seed: int) -> dict[str, Any]:
     del data
     assert isinstance(event, Subscribed)
     state = msgspec.structs.replace(event.state, leader="master@10.0.0.11:5050")
+    # the builder's side encodes each update into its frames; a replica (a
+    # serving process's side) applies them, timed apart
+    replica = Replica()
+    sent: list[list[bytes]] = []
+
+    def sink(update: Update) -> None:
+        sent.append([f[4:] for f in frames(update)])
+
+    compilers = StreamCompilers(settings)
     poller = StreamPoller(
         Source(),
         params,
-        SnapshotStore(),
         RefreshStats(),
         refresh_seconds=60.0,
-        compile=lambda *a: None,  # type: ignore[arg-type,return-value]
-        publish=lambda *a: None,
-        compilers=lambda: StreamCompilers(settings),
+        compilers=lambda: compilers,
+        sink=sink,
     )
-    gen, live, _ = poller._full_build_sync(
-        state, event.orphans, params, 1, StreamCompilers(settings)
-    )
+    engine = poller.engine
+    built = engine.build(state, params, compilers, 1, event.orphans)
+    sink(engine.install(built, compilers, "bench"))
+    gen = built[0]
     c1, t1 = time.process_time(), time.perf_counter()
-    poller.gen, poller.live = gen, live
-    gc.freeze()  # as the server does after a full build (StreamPoller._full_build)
+    for frame in sent.pop():
+        replica.feed(frame)
+    replica_full_s = time.process_time() - c1
+    gc.freeze()  # as the builder does after a full build
     rng = random.Random(seed)
     running = [
         (fw, t)
@@ -213,23 +224,44 @@ def child_stream(path: Path, events: int, seed: int) -> dict[str, Any]:
         script.append((kinds[2], updated(fw.id, tid, t.agent_id, "TASK_RUNNING", 3e9 + i, ip)))
         script.append((kinds[3], updated(fw.id, tid, t.agent_id, "TASK_KILLED", 4e9 + i, None)))
     cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    apply_cpu: dict[str, list[float]] = {k: [] for k in kinds}
     names: dict[str, list[int]] = {k: [] for k in kinds}
     for kind, raw in script:
-        before_names = poller.stream_stats.names_compiled
         c = time.process_time()
         ev = decode_event(raw)
         poller._apply_event(gen, ev)
-        poller._flush_changes()
+        n = 0
+        update = engine.flush()
+        if update is not None:
+            n += len(update.a)
+            sink(update)
         # isolated events: any large SRV name deferred is compiled each time
-        poller.stream_stats.names_compiled += live.compile_pending()
+        update = engine.compile_pending()
+        if update is not None:
+            sink(update)
         cpu[kind].append(time.process_time() - c)
-        names[kind].append(poller.stream_stats.names_compiled - before_names)
+        names[kind].append(n)
+        c = time.process_time()
+        for batch in sent:
+            for frame in batch:
+                replica.feed(frame)
+        sent.clear()
+        apply_cpu[kind].append(time.process_time() - c)
     return {
         "build_cpu_s": c1 - c0,
         "build_wall_s": t1 - t0,
         "peak_rss_mib": peak_rss_mib(),
         "rss_mib": built_rss,
         "rss_after_mib": rss_mib(),
+        "replica_full_s": replica_full_s,
+        "apply_us": {
+            k: {
+                "mean": statistics.mean(v) * 1e6,
+                "p99": pct(v, 0.99) * 1e6,
+                "max": max(v) * 1e6,
+            }
+            for k, v in apply_cpu.items()
+        },
         "cpu_us": {
             k: {
                 "mean": statistics.mean(v) * 1e6,
