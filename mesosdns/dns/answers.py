@@ -304,6 +304,43 @@ def assemble(
                     break
                 kept.append(rr)
             ans = kept
+    return message(
+        ident,
+        b2,
+        b3,
+        question,
+        ans,
+        auth,
+        add,
+        nadd,
+        opt,
+        truncated,
+        rcode=rcode,
+        ra=ra,
+        set_tc=set_tc,
+        aa=aa,
+    )
+
+
+def message(
+    ident: bytes,
+    b2: int,
+    b3: int,
+    question: bytes,
+    ans: Sequence[bytes],
+    auth: Sequence[bytes],
+    add: bytes,
+    nadd: int,
+    opt: bytes,
+    truncated: bool,
+    *,
+    rcode: int,
+    ra: bool,
+    set_tc: bool,
+    aa: bool = True,
+) -> bytes:
+    """A reply from its sections, as given (``truncated``: records were
+    dropped; TC is set then unless ``set_tc`` is false)."""
     flags = wire.reply_flags(b2, b3, aa=aa, tc=truncated and set_tc, ra=ra, rcode=rcode)
     return b"".join(
         (
@@ -477,9 +514,7 @@ class _Compiler:
             count = min(n, MAX_ROTATIONS)
             head = pack_counts(1, room, 0, 0) + qsec
             twice, size = body + body, room * rrlen
-            e.t512 = tuple(
-                [head + twice[j * n // count * rrlen :][:size] for j in range(count)]
-            )
+            e.t512 = tuple([head + twice[j * n // count * rrlen :][:size] for j in range(count)])
             e.fl512 = self.fl_tc
         return e, failed
 
