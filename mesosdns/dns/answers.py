@@ -234,7 +234,7 @@ class AnswerTable:
             ans = rrs[k:] + rrs[:k]
             add, nadd = b"", 0
             if question[:-4] != e.qsec[:-4]:
-                ans = _literal_owner(ans, e.qsec[:-4], len(question))
+                ans = _literal_owner(ans, e.qsec[:-4], question)
         return assemble(
             ident,
             b2,
@@ -252,13 +252,21 @@ class AnswerTable:
         )
 
 
-def _literal_owner(ans: Sequence[bytes], owner: bytes, qlen: int) -> list[bytes]:
+def _literal_owner(ans: Sequence[bytes], owner: bytes, question: bytes) -> list[bytes]:
     """Answers whose owner pointer (to the question) becomes the lower-case name.
 
-    The first record carries the name in full, the others point to it.
+    The first record carries the name, its labels up to the longest suffix
+    the question spells with the same bytes and a pointer to that suffix
+    (as the original's DNS library compresses it), the others point to it.
     """
-    ptr = struct.pack(">H", 0xC000 | (wire.HEADER_LEN + qlen))
-    out = [owner + ans[0][2:]]
+    qname = question[:-4]
+    first = owner
+    for off in wire.label_offsets(owner)[1:-1]:
+        if qname[off:] == owner[off:]:
+            first = owner[:off] + struct.pack(">H", 0xC000 | (wire.HEADER_LEN + off))
+            break
+    ptr = struct.pack(">H", 0xC000 | (wire.HEADER_LEN + len(question)))
+    out = [first + ans[0][2:]]
     out.extend(ptr + rr[2:] for rr in ans[1:])
     return out
 
