@@ -236,7 +236,7 @@ class AnswerTable:
             ans = rrs[k:] + rrs[:k]
             add, nadd = b"", 0
             if question[:-4] != e.qsec[:-4]:
-                ans = _literal_owner(ans, e.qsec[:-4], len(question))
+                ans = _literal_owner(ans, e.qsec[:-4], question)
         return assemble(
             ident,
             b2,
@@ -254,13 +254,21 @@ class AnswerTable:
         )
 
 
-def _literal_owner(ans: Sequence[bytes], owner: bytes, qlen: int) -> list[bytes]:
+def _literal_owner(ans: Sequence[bytes], owner: bytes, question: bytes) -> list[bytes]:
     """Answers whose owner pointer (to the question) becomes the lower-case name.
 
-    The first record carries the name in full, the others point to it.
+    The first record carries the name, its labels up to the longest suffix
+    the question spells with the same bytes and a pointer to that suffix
+    (as the original's DNS library compresses it), the others point to it.
     """
-    ptr = struct.pack(">H", 0xC000 | (wire.HEADER_LEN + qlen))
-    out = [owner + ans[0][2:]]
+    qname = question[:-4]
+    first = owner
+    for off in wire.label_offsets(owner)[1:-1]:
+        if qname[off:] == owner[off:]:
+            first = owner[:off] + struct.pack(">H", 0xC000 | (wire.HEADER_LEN + off))
+            break
+    ptr = struct.pack(">H", 0xC000 | (wire.HEADER_LEN + len(question)))
+    out = [first + ans[0][2:]]
     out.extend(ptr + rr[2:] for rr in ans[1:])
     return out
 
@@ -306,6 +314,43 @@ def assemble(
                     break
                 kept.append(rr)
             ans = kept
+    return message(
+        ident,
+        b2,
+        b3,
+        question,
+        ans,
+        auth,
+        add,
+        nadd,
+        opt,
+        truncated,
+        rcode=rcode,
+        ra=ra,
+        set_tc=set_tc,
+        aa=aa,
+    )
+
+
+def message(
+    ident: bytes,
+    b2: int,
+    b3: int,
+    question: bytes,
+    ans: Sequence[bytes],
+    auth: Sequence[bytes],
+    add: bytes,
+    nadd: int,
+    opt: bytes,
+    truncated: bool,
+    *,
+    rcode: int,
+    ra: bool,
+    set_tc: bool,
+    aa: bool = True,
+) -> bytes:
+    """A reply from its sections, as given (``truncated``: records were
+    dropped; TC is set then unless ``set_tc`` is false)."""
     flags = wire.reply_flags(b2, b3, aa=aa, tc=truncated and set_tc, ra=ra, rcode=rcode)
     return b"".join(
         (
@@ -479,9 +524,7 @@ class _Compiler:
             count = min(n, MAX_ROTATIONS)
             head = pack_counts(1, room, 0, 0) + qsec
             twice, size = body + body, room * rrlen
-            e.t512 = tuple(
-                [head + twice[j * n // count * rrlen :][:size] for j in range(count)]
-            )
+            e.t512 = tuple([head + twice[j * n // count * rrlen :][:size] for j in range(count)])
             e.fl512 = self.fl_tc
         return e, failed
 

@@ -265,6 +265,56 @@ def label_offsets(name: bytes) -> list[int]:
         p += length + 1
 
 
+class NameCompressor:
+    """Names of a message being written, compressed as the original's DNS
+    library does when it packs a reply: a name becomes a pointer to the
+    longest label-aligned suffix of it written earlier with the same bytes
+    (so compression never maps one case onto another), its labels before
+    that written out and remembered for later names.
+
+    ``cut``: only names written before that offset may be pointed at, for a
+    message whose records after it are being dropped.
+    """
+
+    __slots__ = ("seen",)
+
+    def __init__(self, seen: dict[bytes, int] | None = None) -> None:
+        self.seen: dict[bytes, int] = {} if seen is None else seen
+
+    def upto(self, cut: int) -> NameCompressor:
+        """A copy that knows only the names written before offset ``cut``."""
+        return NameCompressor({k: v for k, v in self.seen.items() if v < cut})
+
+    def remember(self, name: bytes, at: int) -> None:
+        """Note every suffix of ``name``, written in full at offset ``at``."""
+        offs = label_offsets(name)
+        offs.pop()  # the root: never pointed at
+        self._note(name, at, offs)
+
+    def _note(self, name: bytes, at: int, offs: list[int]) -> None:
+        seen = self.seen
+        for off in offs:
+            if at + off < 0x4000:  # 14 bits of pointer
+                seen.setdefault(name[off:], at + off)
+
+    def name(self, name: bytes, at: int) -> bytes:
+        """``name`` as written at offset ``at``: pointer to a known suffix when
+        there is one (the root alone is never replaced: a pointer is longer)."""
+        seen = self.seen
+        p = seen.get(name)
+        if p is not None:  # the whole name (often: owners)
+            return bytes((0xC0 | (p >> 8), p & 0xFF))
+        offs = label_offsets(name)
+        offs.pop()
+        for i, off in enumerate(offs):
+            p = seen.get(name[off:])
+            if p is not None:
+                self._note(name, at, offs[:i])
+                return name[:off] + bytes((0xC0 | (p >> 8), p & 0xFF))
+        self._note(name, at, offs)
+        return name
+
+
 def in_zone(name: bytes, zone: bytes) -> bool:
     """Is the (lower-cased) wire ``name`` equal to or below wire ``zone``?"""
     k = len(name) - len(zone)
