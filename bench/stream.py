@@ -384,6 +384,18 @@ def cpu_part(sizes: list[tuple[int, int]], events: int, seed: int, out_dir: Path
                 f"  {kind:<16} {c['mean']:>8.0f} {c['p50']:>8.0f} {c['p90']:>8.0f} "
                 f"{c['p99']:>8.0f} {c['max']:>8.0f} {stream['names'][kind]:>17.1f}"
             )
+        lines.append(
+            "  (builder: decode, apply, recompile, encode the update's frames; "
+            "a serving process applying them:)"
+        )
+        lines.append(
+            f"  replica: the whole version in {stream['replica_full_s']:.2f} s CPU; per event"
+        )
+        for kind, c in stream["apply_us"].items():
+            lines.append(
+                f"  {kind:<16} mean {c['mean']:>5.0f} us, p99 {c['p99']:>5.0f} us, "
+                f"max {c['max']:>6.0f} us"
+            )
         lines.append("")
     lines.append(
         "One app scaled from 0 to 1000 instances (2 ports each: its SRV names grow to 2000 "

@@ -112,6 +112,15 @@ class Entry:
         self.t512: tuple[bytes, ...] = ()
         self.fl512: tuple[bytes, ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to the serving processes: the flag table as the four values it
+        # is made of (it is one of a few shared tables), and the additional
+        # sections left out (a cache, rebuilt where they are needed).
+        fl = self.fl512[0] if self.fl512 else b"\x84\x00"
+        flags = (bool(fl[0] & 0x04), bool(fl[0] & 0x02), bool(fl[1] & 0x80), fl[1] & 0x0F)
+        return _entry, (self.kind, self.qsec, self.rrs, self.starts, self.glue, self.t512,
+                        flags if self.fl512 else None)
+
     def ordering(self, v: int) -> tuple[bytes, ...]:
         """The answer records of ordering ``v`` (SRV)."""
         k = self.starts[v]
@@ -128,6 +137,23 @@ class Entry:
             glue = self.glue[k:] + self.glue[:k] if k else self.glue
             got = self.adds[v] = _glue_section(self.qsec, self.ordering(v), glue)
         return got
+
+
+def _entry(
+    kind: int,
+    qsec: bytes,
+    rrs: tuple[bytes, ...],
+    starts: tuple[int, ...],
+    glue: tuple[_Glue, ...] | None,
+    t512: tuple[bytes, ...],
+    flags: tuple[bool, bool, bool, int] | None,
+) -> Entry:
+    """An `Entry` from what `Entry.__reduce__` sent."""
+    e = Entry(kind, qsec, rrs, starts, glue)
+    e.t512 = t512
+    if flags is not None:
+        e.fl512 = wire.flag_table(*flags)
+    return e
 
 
 @dataclass(frozen=True, slots=True)
