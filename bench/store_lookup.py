@@ -15,7 +15,6 @@ py-lmdb is not a dependency of mesosdns: install it next to the benchmark
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
