@@ -36,8 +36,10 @@ from mesosdns.zones.service import ZoneCompiler
 
 log = logging.getLogger(__name__)
 
-# the HTTP bodies are rebuilt at most this often while the records change
+# the HTTP bodies are rebuilt at most this often while the records change,
+# and at most BODY_SHARE of the builder's time goes to them
 BODY_INTERVAL = 1.0
+BODY_SHARE = 0.1
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
@@ -140,6 +142,7 @@ class BuilderService:
     _compilers: Compilers | None = None
     bodies: dict[str, bytes] = field(default_factory=dict)  # the last built
     _bodies_at: float = 0.0
+    _bodies_cost: float = 0.0  # seconds the last build took
     _bodies_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
@@ -214,7 +217,8 @@ class BuilderService:
     def _bodies_soon(self) -> None:
         if not self._wants_bodies() or self._bodies_timer is not None:
             return
-        wait = self._bodies_at + BODY_INTERVAL - time.monotonic()
+        interval = max(BODY_INTERVAL, self._bodies_cost / BODY_SHARE)
+        wait = self._bodies_at + interval - time.monotonic()
         loop = asyncio.get_running_loop()
         self._bodies_timer = loop.call_later(max(wait, 0.0), self._rebuild_bodies)
 
@@ -237,13 +241,16 @@ class BuilderService:
         if not self._wants_bodies() or poller is None:
             return {}
         engine = poller.engine
+        started = time.monotonic()
         rs = engine.records()
         if rs is None:
             return {}
-        return {
+        bodies = {
             "enumerate": marshal_indent(enumerate_body(rs)),
             "axfr": marshal_indent(axfr_body(rs, engine.serial, self.config)),
         }
+        self._bodies_cost = time.monotonic() - started
+        return bodies
 
     def full_update(self) -> Update | None:
         """The current version whole (for a server that connects), or None."""

@@ -6,7 +6,8 @@ place, between two callbacks of the event loop: a query sees the version
 before or after it, never half of it, and the SOA serial it sees is that
 version's. A full update is decoded part by part (each part a few
 milliseconds) into fresh tables while the old ones keep answering, and
-published with one swap at its commit.
+published with one swap at its commit; a large change is decoded part by
+part too, then applied at its commit.
 
 After each version, ``on_version(replica, full)`` is called: the DNS server
 takes the new table on a full update (entries changed in place need nothing),
@@ -71,7 +72,8 @@ class Replica:
         self.bodies: dict[str, bytes] = {}
         self.stats: dict[str, Any] = {}
         self.applied_at = 0.0  # monotonic time of the last version applied
-        self._staged: _Staged | None = None
+        self._staged: _Staged | None = None  # a full update being received
+        self._change: Update | None = None  # a large change being received
 
     @property
     def ready(self) -> bool:
@@ -98,15 +100,24 @@ class Replica:
                 self.on_stats(self.stats)
             return False
         if kind == "update":
-            self._staged = None
+            self._staged = self._change = None
             self.apply(msg[1])
             return True
         if kind == "begin":
-            self._begin(msg[1])
+            head: Update = msg[1]
+            self._staged = None
+            self._change = None
+            if head.full:
+                self._begin(head)
+            else:
+                self._change = head
             return False
+        change = self._change
+        if change is not None:
+            return self._feed_change(change, kind, msg)
         staged = self._staged
         if staged is None:
-            raise ReplicaError(f"a {kind!r} frame outside a full update")
+            raise ReplicaError(f"a {kind!r} frame outside an update")
         if kind == "part":
             self._part(staged, msg[1], msg[2])
             return False
@@ -118,6 +129,23 @@ class Replica:
             if msg[1] != staged.head.version:
                 raise ReplicaError(f"commit {msg[1]} ends update {staged.head.version}")
             self._publish_full(staged)
+            return True
+        raise ReplicaError(f"unknown frame kind {kind!r}")
+
+    def _feed_change(self, change: Update, kind: str, msg: tuple[Any, ...]) -> bool:
+        """A large change arrives in parts: decoded as they come, applied at
+        its commit (all at once, so still one step for the queries)."""
+        if kind == "part":
+            getattr(change, msg[1]).update(msg[2])
+            return False
+        if kind == "marks":
+            change.marks[msg[1]].update(msg[2])
+            return False
+        if kind == "commit":
+            self._change = None
+            if msg[1] != change.version:
+                raise ReplicaError(f"commit {msg[1]} ends update {change.version}")
+            self._apply_change(change)
             return True
         raise ReplicaError(f"unknown frame kind {kind!r}")
 

@@ -9,10 +9,11 @@ counters). A *full* update replaces everything; the others apply to the
 version before them.
 
 On the wire (`frames`), an update is a sequence of pickled frames, each
-behind a 4-byte length: a full one is cut into parts of a bounded number of
-items, so that a reader decodes it piece by piece between other work, and
-a ``commit`` frame ends it. The reader applies nothing before the commit, so
-a version is seen whole or not at all (`mesosdns.store.replica`).
+behind a 4-byte length: a large one (a full update, or a poll that changed
+many names) is cut into parts of a bounded number of items, so that a reader
+decodes it piece by piece between other work, and a ``commit`` frame ends
+it. The reader applies nothing before the commit, so a version is seen whole
+or not at all (`mesosdns.store.replica`).
 """
 
 from __future__ import annotations
@@ -104,11 +105,11 @@ _PARTED = ("a", "aaaa", "srv", "entries")
 
 def frames(update: Update) -> Iterator[bytes]:
     """The update as length-prefixed frames (see the module docstring)."""
-    if not update.full or update.size() <= PART_ITEMS:
+    if update.size() <= PART_ITEMS:
         yield _frame(("update", update))
         return
     head = Update(
-        update.version, True, update.serial, update.source, update.loaded_at,
+        update.version, update.full, update.serial, update.source, update.loaded_at,
         update.settings, update.skipped, marks=[{} for _ in update.marks],
         exotic=update.exotic, zone_info=update.zone_info, info=update.info,
         opzones=update.opzones, bodies=update.bodies, stats=update.stats,

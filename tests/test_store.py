@@ -1,0 +1,63 @@
+"""The store's frames: a large change travels in parts and is applied whole."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from test_stream import cluster, task
+
+from mesosdns.builder.engine import Compilers, Engine
+from mesosdns.dns.settings import DNSSettings
+from mesosdns.records.generator import GeneratorParams
+from mesosdns.state.model import State, parse_state
+from mesosdns.store import update as update_module
+from mesosdns.store.replica import Replica
+from mesosdns.store.update import frames
+
+
+def _state(n: int, ip_base: str) -> State:
+    doc = {**cluster(), "leader": "master@10.0.0.11:5050"}
+    doc["frameworks"][0]["tasks"] = [
+        {**task(f"app{i}", ip=f"{ip_base}.{i // 250}.{i % 250 + 1}"), "id": f"app{i}.{i}"}
+        for i in range(n)
+    ]
+    return parse_state(orjson.dumps(doc))
+
+
+def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(update_module, "PART_ITEMS", 16)
+    compilers = Compilers(DNSSettings())
+    params = GeneratorParams()
+    engine = Engine()
+    first = _state(40, "10.1")
+    replica = Replica()
+    built = engine.build(first, params, compilers, engine.next_serial())
+    for f in frames(engine.install(built, compilers, "test")):
+        replica.feed(f[4:])
+    assert replica.table is not None
+    assert replica.records is not None
+    assert replica.records.a["app3.marathon.mesos."] == ("10.1.0.4",)
+
+    engine.apply_state(_state(40, "10.2"), params)
+    change = engine.flush("test", defer=False)
+    assert change is not None and not change.full and change.size() > 16
+    parts = [f[4:] for f in frames(change)]
+    assert len(parts) > 3
+    table, version = replica.table, replica.version
+    for body in parts[:-1]:
+        assert replica.feed(body) is False
+        # nothing of the new version shows before the commit
+        assert replica.records.a["app3.marathon.mesos."] == ("10.1.0.4",)
+        assert replica.version == version
+    assert replica.feed(parts[-1]) is True
+    assert replica.table is table  # applied in place
+    assert replica.version == version + 1
+    assert replica.records.a["app3.marathon.mesos."] == ("10.2.0.4",)
+    assert replica.serial == engine.serial
+    live = engine.live
+    assert live is not None
+    assert set(replica.table.entries) == set(live.table.entries)
+    for key, e in live.table.entries.items():
+        mine = replica.table.entries[key]
+        assert (mine.rrs, mine.t512, mine.fl512) == (e.rrs, e.t512, e.fl512)
+        assert replica.table.hot[key] == live.table.hot[key]
