@@ -88,7 +88,8 @@ class Supervisor:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _run(self) -> int:
-        n = self.config.workers
+        # without DNS, one process serves the HTTP API; more would idle
+        n = self.config.workers if self.config.dns_on else 1
         first = _Child("worker 0", 0)
         self.children.append(first)
         got = self._start_worker(first, self.config.port)
@@ -127,6 +128,7 @@ class Supervisor:
                 except EOFError:
                     break
                 if msg[0] == "listening":
+                    recv.close()
                     return int(msg[1])
                 break
             if proc.sentinel in ready:
