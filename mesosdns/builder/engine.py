@@ -87,9 +87,10 @@ class Engine:
         """Everything of ``state``, built aside (pure CPU: may run in a
         thread); `install` makes it current."""
         gen = IncrementalGenerator.from_state(state, params, orphans)
+        # the serving processes answer from their replicas: no hot view here
         live = LiveAnswers(
             gen.record_set(), compilers.settings, serial, self.rng,
-            defer_targets=self.defer_targets,
+            defer_targets=self.defer_targets, serve=False,
         )
         zones = None
         if compilers.zones is not None:

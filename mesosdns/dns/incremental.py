@@ -233,8 +233,10 @@ class LiveAnswers:
         rng: random.Random | None = None,
         *,
         defer_targets: int = DEFER_TARGETS,
+        serve: bool = True,
     ) -> None:
         self.settings = settings
+        self.serve = serve  # False: nothing answers from this table (no hot view)
         self.rng = rng or random.Random()
         self.defer_targets = defer_targets
         self.pending: set[str] = set()  # names whose recompiling was deferred
@@ -253,7 +255,9 @@ class LiveAnswers:
         self._skipped = sum(z.info.skipped_names for z in sets)
         main = sets[0].info
         info = TableInfo(main.entries, main.names, self._skipped, main.slow_names)
-        self.table, self._zones = assemble(rs, settings, serial, entries, self.specs, sets, info)
+        self.table, self._zones = assemble(
+            rs, settings, serial, entries, self.specs, sets, info, None if serve else {}
+        )
         self._compilers = [_LiveCompiler(z.rs, settings, self.rng) for z in self._zones]
         self.touched: set[bytes] = set()  # table keys changed since take_touched
         self.touched_names: list[set[bytes]] = [set() for _ in self._zones]
@@ -292,7 +296,7 @@ class LiveAnswers:
         if not names:
             return 0
         table = self.table
-        entries, hot = table.entries, table.hot
+        entries, hot, serve = table.entries, table.hot, self.serve
         plain, wires = wire.plain_key_wire, self._wires
         if len(wires) > WIRE_CACHE:
             wires.clear()
@@ -362,7 +366,8 @@ class LiveAnswers:
                     continue
                 for key, e in fresh.items():
                     entries[key] = e
-                    hot[key] = (e.fl512, *e.t512)
+                    if serve:
+                        hot[key] = (e.fl512, *e.t512)
                     touched.add(key)
         self._update_info()
         return done
