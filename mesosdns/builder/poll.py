@@ -96,6 +96,9 @@ class Poller:
         self.engine = engine or Engine()
         self.defer_seconds = defer_seconds  # how long a large SRV name may lag
         self._pending_timer: asyncio.TimerHandle | None = None
+        # held by whatever changes the engine across an await (a refresh's
+        # diff and recompile run in a worker thread)
+        self.lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._logged: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -147,7 +150,8 @@ class Poller:
             resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
             # the masters list that found the state also names masterN records
             params = replace(self.params, masters=masters, resolved=resolved)
-            changes = await self.load(state, params, origin)
+            async with self.lock:
+                changes = await self.load(state, params, origin)
         except (FetchError, StateError) as exc:
             self._failed(exc.kind, str(exc))
             return False
@@ -172,11 +176,12 @@ class Poller:
     async def load(self, state: State, params: GeneratorParams, origin: str,
                    orphans: Sequence[Task] = ()) -> str:
         """Apply a whole state to the engine: a diff when it can be, else a
-        full build; publish the version. Returns what it did, for the log."""
+        full build; publish the version. Returns what it did, for the log.
+        The caller holds `lock`."""
         engine, compilers = self.engine, self.compilers()
         if engine.can_diff(params, compilers) and not orphans:
             n = await asyncio.to_thread(engine.apply_state, state, params)
-            self._publish(engine.flush(origin, defer=False))
+            self._publish(await asyncio.to_thread(engine.flush, origin, defer=False))
             what = f"{n} changes"
         else:
             serial = engine.next_serial()
@@ -210,6 +215,10 @@ class Poller:
 
     def _compile_pending(self) -> None:
         self._pending_timer = None
+        if self.lock.locked():  # a change is under way in a thread: later
+            loop = asyncio.get_running_loop()
+            self._pending_timer = loop.call_later(self.defer_seconds, self._compile_pending)
+            return
         if not self._closing.is_set():
             update = self.engine.compile_pending()
             if update is not None:

@@ -28,6 +28,7 @@ from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
 from mesosdns.records.bodies import axfr_body, enumerate_body
 from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.model import RecordSet
 from mesosdns.state.client import StateClient
 from mesosdns.state.iam import IAMConfig, read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
@@ -144,6 +145,8 @@ class BuilderService:
     _bodies_at: float = 0.0
     _bodies_cost: float = 0.0  # seconds the last build took
     _bodies_timer: asyncio.TimerHandle | None = None
+    _bodies_task: asyncio.Task[None] | None = None
+    _bodies_again: bool = False
 
     async def start(self) -> None:
         c = self.config
@@ -217,6 +220,9 @@ class BuilderService:
     def _bodies_soon(self) -> None:
         if not self._wants_bodies() or self._bodies_timer is not None:
             return
+        if self._bodies_task is not None and not self._bodies_task.done():
+            self._bodies_again = True  # once the build under way is out
+            return
         interval = max(BODY_INTERVAL, self._bodies_cost / BODY_SHARE)
         wait = self._bodies_at + interval - time.monotonic()
         loop = asyncio.get_running_loop()
@@ -224,33 +230,54 @@ class BuilderService:
 
     def _rebuild_bodies(self) -> None:
         self._bodies_timer = None
+        self._bodies_task = asyncio.create_task(self._rebuild_bodies_async())
+
+    async def _rebuild_bodies_async(self) -> None:
+        """The bodies of the current records, serialised in a worker thread
+        (the engine goes on with changes meanwhile), then published."""
         poller = self.poller
-        if poller is None or not poller.engine.ready:
+        if poller is None:
             return
-        self._bodies_at = time.monotonic()
-        self.bodies = self._bodies()
-        update = poller.engine.change(bodies=self.bodies)
-        update.stats = self.counters()
-        self.sink(update)
+        engine = poller.engine
+        async with poller.lock:
+            rs = engine.records()
+            serial = engine.serial
+        if rs is None:
+            return
+        started = time.monotonic()
+        self._bodies_at = started
+        bodies = await asyncio.to_thread(self._make_bodies, rs, serial)
+        self._bodies_cost = time.monotonic() - started
+        async with poller.lock:
+            self.bodies = bodies
+            update = engine.change(bodies=bodies)
+            update.stats = self.counters()
+            self.sink(update)
+        if self._bodies_again:
+            self._bodies_again = False
+            self._bodies_soon()
 
     def _wants_bodies(self) -> bool:
         return self.config.http_on and self.config.enumeration_on
 
     def _bodies(self) -> dict[str, bytes]:
+        """The bodies of the current records (for a full update), now."""
         poller = self.poller
         if not self._wants_bodies() or poller is None:
             return {}
-        engine = poller.engine
-        started = time.monotonic()
-        rs = engine.records()
+        rs = poller.engine.records()
         if rs is None:
             return {}
-        bodies = {
-            "enumerate": marshal_indent(enumerate_body(rs)),
-            "axfr": marshal_indent(axfr_body(rs, engine.serial, self.config)),
-        }
+        started = time.monotonic()
+        bodies = self._make_bodies(rs, poller.engine.serial)
         self._bodies_cost = time.monotonic() - started
         return bodies
+
+    def _make_bodies(self, rs: RecordSet, serial: int) -> dict[str, bytes]:
+        return {
+            "enumerate": marshal_indent(enumerate_body(rs)),
+            "axfr": marshal_indent(axfr_body(rs, serial, self.config)),
+        }
 
     def full_update(self) -> Update | None:
         """The current version whole (for a server that connects), or None."""
@@ -295,6 +322,9 @@ class BuilderService:
     async def stop(self) -> None:
         if self._bodies_timer is not None:
             self._bodies_timer.cancel()
+        if self._bodies_task is not None:
+            self._bodies_task.cancel()
+            await asyncio.gather(self._bodies_task, return_exceptions=True)
         if self.poller is not None:
             await self.poller.stop()
         if self.detector is not None:

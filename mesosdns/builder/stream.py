@@ -174,7 +174,6 @@ class StreamPoller(Poller):
         self._sub: Subscription | None = None
         self._source = ""
         self._kicked = False
-        self._lock = asyncio.Lock()
         self._last_poll: float | None = None
         self._zones_dirty = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -322,13 +321,12 @@ class StreamPoller(Poller):
             return
         self._last_poll = now
         self.stream_stats.fallback_polls += 1
-        async with self._lock:
-            await self.refresh()  # into the same engine; SUBSCRIBED rebuilds
+        await self.refresh()  # into the same engine, under its lock; SUBSCRIBED rebuilds
 
     # -- events --------------------------------------------------------
 
     async def _apply(self, batch: list[Event], sub: Subscription) -> None:
-        async with self._lock:
+        async with self.lock:
             started = time.process_time()
             types = self.stream_stats.event_types
             for event in batch:
@@ -433,7 +431,7 @@ class StreamPoller(Poller):
     async def _reconfigure(self) -> None:
         """After trigger(): apply a new masters list, or rebuild for a new
         configuration; end the stream when ZooKeeper names another leader."""
-        async with self._lock:
+        async with self.lock:
             gen = self.gen
             if gen is None:
                 return
@@ -502,7 +500,7 @@ class StreamPoller(Poller):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
                 continue
-            async with self._lock:
+            async with self.lock:
                 if self.gen is not gen:
                     return
                 self._pids = pids
@@ -534,7 +532,7 @@ class StreamPoller(Poller):
         ips = found.get(host, ())
         if not ips:
             return
-        async with self._lock:
+        async with self.lock:
             if self.gen is gen:
                 gen.set_resolved(host, ips)
                 self._flush()
@@ -556,7 +554,7 @@ class StreamPoller(Poller):
             if not hosts:
                 continue
             found = await resolve_hosts(hosts)
-            async with self._lock:
+            async with self.lock:
                 if self.gen is not gen:
                     continue
                 changed = False
@@ -583,7 +581,7 @@ class StreamPoller(Poller):
             compilers = self.engine.compilers
             if not self._zones_dirty or compilers is None or compilers.zones is None:
                 continue
-            async with self._lock:
+            async with self.lock:
                 gen = self.gen
                 if gen is None:
                     continue
@@ -595,7 +593,7 @@ class StreamPoller(Poller):
             except Exception:
                 log.exception("operator zones: recompiling failed; keeping the last ones")
                 continue
-            async with self._lock:
+            async with self.lock:
                 if self.gen is gen:
                     self.sink(self.engine.set_opzones(zones))
 
