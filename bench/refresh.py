@@ -150,6 +150,20 @@ def tree_mem(root: int) -> dict[str, float]:
     }
 
 
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped on the sockets bound to ``port`` (full
+    receive buffers), summed over every socket (several with SO_REUSEPORT)."""
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    total += int(cols[-1])
+    return total
+
+
 def _set_subreaper() -> None:
     """Orphans of the server are re-parented to this process (so none escapes)."""
     with contextlib.suppress(Exception):
@@ -797,6 +811,7 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
 
     soa_task = asyncio.create_task(soa_loop())
     cpu0 = tree_cpu(server.pid)
+    drops0 = udp_drops(run.port)
     gc.collect()
     gc.disable()
     try:
@@ -818,6 +833,7 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     stop_soa.set()
     await soa_task
     cpu1 = tree_cpu(server.pid)
+    drops = udp_drops(run.port) - drops0
     server.check()
     mem = tree_mem(server.pid)
     peak = sampler.finish()
@@ -850,6 +866,7 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
         "p999": pct(ok, 0.999),
         "max": max(x for x in latency if x == x) if ok else float("nan"),
         "lost": lost,
+        "kernel_drops": drops,
         "not_answered": rcode_bad,
         "truncated": truncated,
         "polls": len(gets),
@@ -1046,12 +1063,14 @@ def run_part(
     ]
     if part == "probe":
         out += [
-            "| p50 | p99 | p99.9 | max | lost | not NOERROR+answer | TC | polls | serial "
+            "| p50 | p99 | p99.9 | max | lost (of which dropped by the kernel) "
+            "| not NOERROR+answer | TC | polls | serial "
             "changes | refresh (GET -> new serial) | p99 / max while refreshing | p99 / max "
             "otherwise | server CPU | VmHWM sum | peak RSS sum | Pss sum |",
             "|" + "---|" * 16,
             f"| {ms(med(rows, 'p50'))} | {ms(med(rows, 'p99'))} | {ms(med(rows, 'p999'))} "
             f"| {ms(med(rows, 'max'))} | {med(rows, 'lost'):.0f} of {med(rows, 'sent'):.0f} "
+            f"({med(rows, 'kernel_drops'):.0f}) "
             f"| {med(rows, 'not_answered'):.0f} | {med(rows, 'truncated'):.0f} "
             f"| {med(rows, 'polls'):.0f} | {med(rows, 'serial_changes'):.0f} "
             f"| {ms(med(rows, 'refresh_s'))} "
