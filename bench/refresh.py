@@ -746,14 +746,14 @@ class Run:
         return self.server.log.read_text(errors="replace").splitlines()
 
 
-def warm_wait(master: MasterProc, after: int, timeout: float) -> dict[str, Any]:
+async def warm_wait(master: MasterProc, after: int, timeout: float) -> dict[str, Any]:
     """Wait for the master's GET number ``after`` (0-based) and return its record."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        log = master.log()
+        log = await asyncio.to_thread(master.log)
         if len(log) > after:
             return log[after]
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
     raise SystemExit(f"the server did not poll the master within {timeout:.0f} s")
 
 
@@ -771,7 +771,7 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     run.master.control(mode="alternate")
     # one more poll (of the alternating states), and its refresh done
     n = len(run.master.log())
-    await asyncio.to_thread(warm_wait, run.master, n, setup.refresh_seconds * 3 + 60)
+    await warm_wait(run.master, n, setup.refresh_seconds * 3 + 60)
     await asyncio.sleep(min(2.0, setup.refresh_seconds / 2))
     # 70% A / 30% SRV by count of questions
     a = [(n, 1) for n in meta["a_names"]]
@@ -839,10 +839,12 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     peak = sampler.finish()
     gets = [g for g in run.master.log() if t0 <= g["t"] <= t_end]
     all_gets = run.master.log()
-    # refresh windows: a poll's arrival -> the next serial change
+    # refresh windows: a poll's arrival -> the next serial change (serials[0] is
+    # the serial when the SOA probe started, not a change)
+    changed = serials[1:]
     windows: list[tuple[float, float]] = []
     for g in all_gets:
-        nxt = next((t for t, _ in serials if t > g["t"]), None)
+        nxt = next((t for t, _ in changed if t > g["t"]), None)
         if nxt is not None and g["t"] < t_end:
             windows.append((g["t"], nxt))
     ok = [x for x in latency if x == x and x <= LOST_AFTER]
@@ -857,7 +859,7 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     outside = [
         latency[j] for j in range(total) if latency[j] == latency[j] and not in_window(sent_at[j])
     ]
-    changes = sum(1 for t, _ in serials if t0 <= t <= t_end)
+    changes = sum(1 for t, _ in changed if t0 <= t <= t_end)
     return {
         "sent": total,
         "seconds": t_end - t0,
@@ -894,7 +896,7 @@ async def reload_run(run: Run, reloads: int, tag: int) -> dict[str, Any]:
     await wait_answer(client, meta["ready_name"], server, ready_timeout(setup))
     # let the first load settle: the next poll of the same state and its refresh
     n = len(run.master.log())
-    await asyncio.to_thread(warm_wait, run.master, n, setup.refresh_seconds * 3 + 60)
+    await warm_wait(run.master, n, setup.refresh_seconds * 3 + 60)
     await asyncio.sleep(1.0)
     await _idle(server)
     results: list[dict[str, float]] = []
@@ -1150,6 +1152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = [p for p in PARTS if p in args.parts] or list(PARTS)
     sizes = args.tasks or [10_000, 100_000]
     _set_subreaper()
+    # SIGTERM (and SIGINT, even when started in the background, where it is
+    # ignored) stop the benchmark through its cleanups: no server is left behind.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"command: {shlex.join([sys.executable, 'bench/refresh.py', *argv])}", flush=True)
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
@@ -1192,6 +1198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         left = our_children()
         print(f"child processes left: {left}" if left else "no child process left", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def our_children() -> list[int]:
