@@ -19,9 +19,11 @@ probe
     server answers and has polled once more, the benchmark sends ``--qps``
     (2,000) in-domain queries a second for ``--duration`` (60) seconds over
     UDP: A and SRV questions (70/30) for names of the synthetic state, paced,
-    the replies matched by ID. Reports p50 / p99 / p99.9 / max latency, lost
-    queries (no reply within 2 s), replies that were not NOERROR with an
-    answer, truncated ones; the polls the master served and the SOA serial
+    the replies matched by ID. Reports p50 / p99 / p99.9 / max latency (over
+    every reply, late ones included), lost queries (no reply within 2 s; of
+    them, the ones never answered, and the datagrams the kernel dropped at
+    the server's and at the client's socket), replies that were not NOERROR
+    with an answer, truncated ones; the polls the master served and the SOA serial
     changes seen (one SOA query every 100 ms); and p99 / max for the queries
     sent while a refresh ran (a poll's arrival at the master until the next
     serial change) apart from the others.
