@@ -856,12 +856,14 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     peak = sampler.finish()
     gets = [g for g in run.master.log() if t0 <= g["t"] <= t_end]
     all_gets = run.master.log()
-    # refresh windows: a poll's arrival -> the next serial change (serials[0] is
-    # the serial when the SOA probe started, not a change)
+    # refresh windows: a poll's arrival -> the first serial change after its
+    # transfer ended (an earlier change is the previous poll's, when a refresh
+    # outlasts refreshSeconds); serials[0] is the serial when the SOA probe
+    # started, not a change
     changed = serials[1:]
     windows: list[tuple[float, float]] = []
     for g in all_gets:
-        nxt = next((t for t, _ in changed if t > g["t"]), None)
+        nxt = next((t for t, _ in changed if t > g["done"]), None)
         if nxt is not None and g["t"] < t_end:
             windows.append((g["t"], nxt))
     ok = [x for x in latency if x == x and x <= LOST_AFTER]
@@ -900,6 +902,11 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
         "during_max": max(during) if during else float("nan"),
         "outside_p99": pct(outside, 0.99),
         "outside_max": max(outside) if outside else float("nan"),
+        "timeline": "polls at "
+        + " ".join(f"{g['t'] - t0:+.2f}/{g['done'] - t0:+.2f}" for g in all_gets)
+        + " s; serial changes at "
+        + " ".join(f"{t - t0:+.2f}" for t, _ in changed)
+        + " s (from the start of the probe)",
         "refresh_s": statistics.median([b - a for a, b in windows]) if windows else float("nan"),
         "cpu_per_s": (cpu1 - cpu0) / (t_end - t0 + LOST_AFTER + 0.1),
         "hwm": mem["hwm"],
@@ -1077,7 +1084,7 @@ def run_part(
             logs = run.log_lines()
             print(f"  {part} run {r + 1}/{args.runs}: {status}", file=sys.stderr, flush=True)
         print(
-            f"  {part} run {r + 1}: {json.dumps(rows[-1], default=str)[:600]}",
+            f"  {part} run {r + 1}: {json.dumps(rows[-1], default=str)[:1500]}",
             file=sys.stderr,
             flush=True,
         )
@@ -1112,6 +1119,7 @@ def run_part(
             f"lost {', '.join(str(r['lost']) for r in rows)}"
             f"; server processes {', '.join(str(int(r['procs'])) for r in rows)}.",
         ]
+        out += [f"Run {i + 1}: {r['timeline']}." for i, r in enumerate(rows)]
     elif part == "reload":
         flat = [x for r in rows for x in r["reloads"]]
         out += [
