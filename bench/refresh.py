@@ -25,8 +25,8 @@ probe
     the server's and at the client's socket), replies that were not NOERROR
     with an answer, truncated ones; the polls the master served and the SOA serial
     changes seen (one SOA query every 100 ms); and p99 / max for the queries
-    sent while a refresh ran (a poll's arrival at the master until the next
-    serial change) apart from the others.
+    sent while a refresh ran (a poll's arrival at the master until the first
+    serial change after its transfer) apart from the others.
 reload
     The master serves a state with one new task (``bench-new-N``, a new
     name); the time from the server's next GET arriving at the master to the
@@ -204,8 +204,7 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=log.parent,
-            start_new_session=True,
+            start_new_session=True,  # its cwd is ours: relative paths in --server-cmd work
         )
         self.pid = self.proc.pid
 
@@ -1032,8 +1031,10 @@ def summarize_log(lines: list[str]) -> str:
         if key not in seen:
             seen.add(key)
             keep.append(line[:200])
-    shown = "\n    ".join(keep[:8])
-    return f"server log: {len(lines)} lines, {len(keep)} distinct; first ones:\n    {shown}"
+    shown = "\n    ".join(keep[:4] + (["..."] if len(keep) > 8 else []) + keep[4:][-4:])
+    return (
+        f"server log: {len(lines)} lines, {len(keep)} distinct; first and last ones:\n    {shown}"
+    )
 
 
 def command(args: argparse.Namespace, part: str, tasks: int) -> str:
