@@ -25,8 +25,9 @@ probe
     the server's and at the client's socket), replies that were not NOERROR
     with an answer, truncated ones; the polls the master served and the SOA serial
     changes seen (one SOA query every 100 ms); and p99 / max for the queries
-    sent while a refresh ran (a poll's arrival at the master until the first
-    serial change after its transfer) apart from the others.
+    sent while a refresh ran (from a poll's arrival at the master to the
+    serial change it caused: the first after its transfer and before the next
+    poll's transfer) apart from the others.
 reload
     The master serves a state with one new task (``bench-new-N``, a new
     name); the time from the server's next GET arriving at the master to the
@@ -195,15 +196,14 @@ class Server:
         self.log = log
         self.seen: set[int] = set()
         self._log = log.open("wb")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(ROOT)) if p)
+        # the environment untouched: a --server-cmd of another checkout must
+        # import its own package, not this one
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env=env,
             start_new_session=True,  # its cwd is ours: relative paths in --server-cmd work
         )
         self.pid = self.proc.pid
@@ -855,16 +855,17 @@ async def probe_run(run: Run, qps: int, duration: float) -> dict[str, Any]:
     peak = sampler.finish()
     gets = [g for g in run.master.log() if t0 <= g["t"] <= t_end]
     all_gets = run.master.log()
-    # refresh windows: a poll's arrival -> the first serial change after its
-    # transfer ended (an earlier change is the previous poll's, when a refresh
-    # outlasts refreshSeconds); serials[0] is the serial when the SOA probe
-    # started, not a change
+    # refresh windows: each serial change belongs to the last poll whose
+    # transfer ended before it (when a refresh outlasts refreshSeconds the next
+    # GET may start before the change); the window runs from that poll's
+    # arrival to the change. serials[0] is the serial when the SOA probe
+    # started, not a change.
     changed = serials[1:]
     windows: list[tuple[float, float]] = []
-    for g in all_gets:
-        nxt = next((t for t, _ in changed if t > g["done"]), None)
-        if nxt is not None and g["t"] < t_end:
-            windows.append((g["t"], nxt))
+    for t_change, _ in changed:
+        before = [g for g in all_gets if g["done"] < t_change]
+        if before:
+            windows.append((before[-1]["t"], t_change))
     ok = [x for x in latency if x == x and x <= LOST_AFTER]
     lost = total - len(ok)
     replied = [x for x in latency if x == x]
