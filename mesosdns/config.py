@@ -148,6 +148,7 @@ class Config:
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
     reverse_ptr: bool = False
+    omit_unhealthy: bool = False  # unhealthy tasks out of their shared names
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
 
     def __post_init__(self) -> None:
@@ -263,6 +264,7 @@ def _extension_view(c: Config) -> dict[str, object]:
         "tcpIdleTimeout": c.tcp_idle_timeout,
         "maxInflightForwards": c.max_inflight_forwards,
         "reversePTR": c.reverse_ptr,
+        "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,
     }
 
@@ -542,6 +544,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("tcpIdleTimeout", "tcpIdleTimeout", "tcp_idle_timeout", _positive_float),
     _Key("maxInflightForwards", "maxInflightForwards", "max_inflight_forwards", _COUNT),
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
+    _Key("omitUnhealthy", "omitUnhealthy", "omit_unhealthy", _bool),
     _Key("workers", "workers", "workers", _workers),
 )
 _CREDENTIALS_KEY: Final = "MesosCredentials"
