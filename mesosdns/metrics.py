@@ -57,13 +57,17 @@ class RefreshStats:
 
 # stream mode's counters (`StreamStats.counters`): name -> (help, value)
 StreamCounters = Callable[[], Mapping[str, tuple[str, float]] | None]
+# the builder's gauges (``mesosdns_<name>``, e.g. unhealthy_tasks_omitted):
+# name -> (help, value)
+BuilderGauges = Callable[[], Mapping[str, tuple[str, float]] | None]
 
 
 class _Collector(Collector):
     def __init__(self, counters: CounterSource, refresh: RefreshStats,
-                 store: SnapshotStore, stream: StreamCounters | None = None) -> None:
+                 store: SnapshotStore, stream: StreamCounters | None = None,
+                 gauges: BuilderGauges | None = None) -> None:
         self.counters, self.refresh, self.store = counters, refresh, store
-        self.stream = stream
+        self.stream, self.gauges = stream, gauges
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.counters.as_dict().items():
@@ -104,15 +108,19 @@ class _Collector(Collector):
                 yield GaugeMetricFamily(f"mesosdns_stream_{key}", text, value=amount)
             else:
                 yield CounterMetricFamily(f"mesosdns_stream_{key}", text, value=amount)
+        gauges = self.gauges() if self.gauges is not None else None
+        for key, (text, amount) in (gauges or {}).items():
+            yield GaugeMetricFamily(f"mesosdns_{key}", text, value=amount)
 
 
 class Metrics:
     """The registry of one server process."""
 
     def __init__(self, counters: CounterSource, refresh: RefreshStats,
-                 store: SnapshotStore, stream: StreamCounters | None = None) -> None:
+                 store: SnapshotStore, stream: StreamCounters | None = None,
+                 gauges: BuilderGauges | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(counters, refresh, store, stream))
+        self.registry.register(_Collector(counters, refresh, store, stream, gauges))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

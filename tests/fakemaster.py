@@ -365,10 +365,14 @@ class FakeMaster:
         *,
         ip: str | None = None,
         timestamp: float | None = None,
+        healthy: bool | None = None,
     ) -> float | None:
-        """A task's new state (and container IP): the state document follows
-        (as the master's does) and TASK_UPDATED is sent."""
+        """A task's new state (and container IP, and health check result, as
+        Mesos sends each one: a new status of the same state): the state
+        document follows (as the master's does) and TASK_UPDATED is sent."""
         status: dict[str, Any] = {"state": state, "timestamp": timestamp or time.time()}
+        if healthy is not None:
+            status["healthy"] = healthy
         if ip is not None:
             status["container_status"] = {
                 "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": ip}]}]

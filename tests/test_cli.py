@@ -223,6 +223,7 @@ BAD_VALUES: dict[str, object] = {
             "mesosHTTPSOn",
             "logQueries",
             "reversePTR",
+            "omitUnhealthy",
         ],
         "yes",
     ),

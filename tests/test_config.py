@@ -95,6 +95,7 @@ ORIGINAL_DEFAULTS = [
     ("tcp_idle_timeout", 10.0),
     ("max_inflight_forwards", 1000),
     ("reverse_ptr", False),
+    ("omit_unhealthy", False),
     ("workers", 1),
 ]
 
@@ -169,6 +170,7 @@ CASE_VARIANTS = [
     ("statesource", "stream", "state_source", "stream"),
     ("clusterid", "c1", "cluster_id", "c1"),
     ("REVERSEPTR", True, "reverse_ptr", True),
+    ("omitunhealthy", True, "omit_unhealthy", True),
     ("Workers", 3, "workers", 3),
     ("\u212aeyFile", "", "key_file", ""),  # Go folds the Kelvin sign to k
 ]
@@ -266,6 +268,7 @@ WRONG_TYPES: list[tuple[str, object, str]] = [
     ("tcpIdleTimeout", "1", "expected a number, got string"),
     ("maxInflightForwards", 1.5, "expected an integer, got 1.5"),
     ("reversePTR", 1, "expected true or false, got number"),
+    ("omitUnhealthy", "true", "expected true or false, got string"),
     ("workers", 0, "must be from 1 to 256; got 0"),
     ("workers", "all", 'expected a whole number or "auto", got string'),
     ("workers", True, 'expected a whole number or "auto", got boolean'),
@@ -798,6 +801,7 @@ EXTENSION_NAMES = [
     "tcpIdleTimeout",
     "maxInflightForwards",
     "reversePTR",
+    "omitUnhealthy",
     "workers",
 ]
 

@@ -25,7 +25,7 @@ from mesosdns.dns import wire
 from mesosdns.dns.answers import HOT_PREFIX, AnswerTable, compile_answers, pack_v4, pack_v6
 from mesosdns.dns.incremental import LiveAnswers
 from mesosdns.dns.settings import DNSSettings
-from mesosdns.records.generator import GeneratorParams, generate
+from mesosdns.records.generator import GeneratorParams, _Generation, generate
 from mesosdns.records.incremental import FINAL_STATES, IncrementalGenerator
 from mesosdns.records.model import RecordSet
 from mesosdns.state.model import (
@@ -110,6 +110,8 @@ def statuses(draw: st.DrawFn, state: str | None = None) -> Status:
         )
         if ips
         else None,
+        # a health check's result (None: no health check); read with omitUnhealthy
+        healthy=draw(st.sampled_from([None, None, True, False, False])),
     )
 
 
@@ -403,6 +405,36 @@ def test_changes_match_the_batch_generator(
             check_table(live, gen)
 
 
+OMIT = replace(PARAMS, omit_unhealthy=True)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(initial=st.lists(changes, max_size=12), later=st.lists(changes, min_size=1, max_size=20))
+def test_changes_match_the_batch_generator_with_omit_unhealthy(
+    initial: list[tuple[Any, ...]], later: list[tuple[Any, ...]]
+) -> None:
+    """omitUnhealthy: the same property, health flipping at random (statuses
+    draw ``healthy`` true, false or absent): records, enumeration, the count
+    of tasks left out, and the answer table follow the batch generator."""
+    ref = Reference(params=OMIT)
+    for change in initial:
+        ref.apply(change)
+    gen = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
+    check_records(gen, ref)
+    live = LiveAnswers(gen.record_set(), SETTINGS, 1, random.Random(0), defer_targets=2)
+    for serial, change in enumerate(later, start=2):
+        ref.apply(change)
+        apply(gen, change)
+        check_records(gen, ref)
+        batch = _Generation(ref.state(), ref.params)
+        batch.run()
+        assert gen.omitted == batch.omitted
+        live.update(gen.take_changes())
+        live.set_serial(serial)
+    live.compile_pending()
+    check_table(live, gen)
+
+
 @settings(max_examples=60, deadline=None)
 @given(initial=st.lists(changes, max_size=12))
 def test_from_state_equals_replaying_the_changes(initial: list[tuple[Any, ...]]) -> None:
@@ -415,6 +447,22 @@ def test_from_state_equals_replaying_the_changes(initial: list[tuple[Any, ...]])
     built = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
     assert as_sets(built.record_set()) == as_sets(gen.record_set())
     assert built.enumeration() == gen.enumeration()
+
+
+@settings(max_examples=60, deadline=None)
+@given(initial=st.lists(changes, max_size=12))
+def test_from_state_equals_replaying_the_changes_with_omit_unhealthy(
+    initial: list[tuple[Any, ...]],
+) -> None:
+    ref = Reference(params=OMIT)
+    gen = IncrementalGenerator(OMIT, ref.leader)
+    for change in initial:
+        ref.apply(change)
+        apply(gen, change)
+    built = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
+    assert as_sets(built.record_set()) == as_sets(gen.record_set())
+    assert built.enumeration() == gen.enumeration()
+    assert built.omitted == gen.omitted
 
 
 # -- cases worth naming ------------------------------------------------------------

@@ -47,6 +47,7 @@ HOT_FIELDS = frozenset({
     "masters", "ip_sources", "enforce_rfc952", "refresh_seconds", "state_timeout_seconds",
     "ttl", "soa_mname", "soa_rname", "soa_refresh", "soa_retry", "soa_expire", "soa_minttl",
     "srv_record_default_weight", "state_file", "file", "zones", "reverse_ptr",
+    "omit_unhealthy",
 })
 
 
@@ -94,6 +95,7 @@ def generator_params(config: Config, listener_ips: list[str]) -> GeneratorParams
         masters=("",),  # replaced at each refresh by the masters list in use
         ip_sources=tuple(config.ip_sources),
         rfc952=config.enforce_rfc952,
+        omit_unhealthy=config.omit_unhealthy,
     )
 
 
@@ -200,6 +202,13 @@ class BuilderService:
                 "skipped_items": s.skipped_items,
                 "failures_by_kind": dict(s.failures_by_kind or {}),
             },
+        }
+        gen = self.poller.engine.gen if self.poller is not None else None
+        out["gauges"] = {
+            "unhealthy_tasks_omitted": (
+                "Unhealthy tasks left out of the names they share (omitUnhealthy)",
+                gen.omitted if gen is not None else 0,
+            ),
         }
         stream = self.stream
         if stream is not None:

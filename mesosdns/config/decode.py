@@ -200,6 +200,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("tcpIdleTimeout", "tcpIdleTimeout", "tcp_idle_timeout", _positive_float),
     _Key("maxInflightForwards", "maxInflightForwards", "max_inflight_forwards", _COUNT),
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
+    _Key("omitUnhealthy", "omitUnhealthy", "omit_unhealthy", _bool),
     _Key("workers", "workers", "workers", _workers),
 )
 _CREDENTIALS_KEY: Final = "MesosCredentials"

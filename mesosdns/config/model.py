@@ -104,6 +104,7 @@ class Config:
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
     reverse_ptr: bool = False
+    omit_unhealthy: bool = False  # unhealthy tasks out of their shared names
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
 
     def __post_init__(self) -> None:

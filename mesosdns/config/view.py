@@ -77,5 +77,6 @@ def _extension_view(c: Config) -> dict[str, object]:
         "tcpIdleTimeout": c.tcp_idle_timeout,
         "maxInflightForwards": c.max_inflight_forwards,
         "reversePTR": c.reverse_ptr,
+        "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,
     }

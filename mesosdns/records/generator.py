@@ -56,6 +56,10 @@ class GeneratorParams:
     masters: tuple[str, ...] = ("",)
     ip_sources: tuple[str, ...] = ("netinfo", "mesos", "host")
     rfc952: bool = False
+    # omitUnhealthy: a task whose latest status says ``healthy: false`` is
+    # left out of the names it shares with other tasks (see
+    # `_Generation.health_aware_task_records`)
+    omit_unhealthy: bool = False
     # host name -> addresses, for agent and framework hosts that are not IPs
     resolved: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
@@ -147,6 +151,16 @@ class _Builder:
         values[host] = _srv_target(host) if kind == "SRV" else None
         return True
 
+    def put(self, rec: EnumRecord) -> bool:
+        """A task's record, as `context_records` adds it (an empty value
+        included); whether it is new."""
+        name, host, kind = rec
+        values = self.rrs[kind].setdefault(name, {})
+        if host in values:
+            return False
+        values[host] = _srv_target(host) if kind == "SRV" else None
+        return True
+
 
 def generate(state: State, params: GeneratorParams) -> RecordSet:
     """Generate every record the original Mesos-DNS generates for ``state``."""
@@ -165,6 +179,8 @@ class _Generation:
         self.b = _Builder()
         self.agent_ips: dict[str, tuple[str, ...]] = {}
         self.enum: list[EnumFramework] = []
+        # omitUnhealthy: how many tasks were left out of some shared name
+        self.omitted = 0
 
     def ips_of(self, host: str) -> list[tuple[str, RType]]:
         """hostToIPs: the literal itself, else the caller's resolution."""
@@ -270,6 +286,9 @@ class _Generation:
             self.b.add(f"master{idx}{self.tail}", ip[0], ip[1])
 
     def task_records(self) -> None:
+        if self.params.omit_unhealthy:
+            self.health_aware_task_records()
+            return
         for fw in self.state.frameworks:
             fname = domain_frag(fw.name, self.spec)
             tasks: list[EnumTask] = []
@@ -280,6 +299,65 @@ class _Generation:
                 tasks.append(self.task_record(task, fname, agent_ips))
             self.enum.append(EnumFramework(fw.name, tuple(tasks)))
 
+    def health_aware_task_records(self) -> None:
+        """`task_records` with omitUnhealthy: every task's records are made
+        alone first (as the incremental generator keeps them), so that the
+        names some healthy or unchecked task gives are known before the
+        unhealthy tasks' records are added: an unhealthy task's records under
+        its own canonical names always, under any other name only when no
+        healthy or unchecked task gives that name (fail open)."""
+        main = self.b
+        made: list[tuple[str, list[tuple[Task, tuple[EnumRecord, ...], frozenset[str] | None]]]]
+        made = []
+        supported: set[str] = set()  # names a healthy or unchecked task gives
+        for fw in self.state.frameworks:
+            fname = domain_frag(fw.name, self.spec)
+            items: list[tuple[Task, tuple[EnumRecord, ...], frozenset[str] | None]] = []
+            for task in fw.tasks:
+                agent_ips = self.agent_ips.get(task.agent_id)
+                if agent_ips is None or task.state != "TASK_RUNNING":
+                    continue
+                self.b = _Builder()
+                records = self.task_record(task, fname, agent_ips).records
+                own = self.own_names(task, fname) if is_unhealthy(task) else None
+                if own is None:
+                    supported.update(rec[0] for rec in records)
+                items.append((task, records, own))
+            made.append((fw.name, items))
+        self.b = main
+        for fw_name, items in made:
+            tasks: list[EnumTask] = []
+            for task, records, own in items:
+                if own is not None:
+                    kept = tuple(r for r in records if r[0] in own or r[0] not in supported)
+                    self.omitted += len(kept) < len(records)
+                    records = kept
+                fresh = tuple(filter(main.put, records))
+                tasks.append(EnumTask(task.name, task.id, fresh))
+            self.enum.append(EnumFramework(fw_name, tuple(tasks)))
+
+    def task_names(self, task: Task) -> tuple[str, ...]:
+        """The labels a task's records are made under: the raw DiscoveryInfo
+        name first (kept by the original for compatibility), then its label;
+        without DiscoveryInfo the task name's label."""
+        if task.discovery is not None and task.has_discovery:
+            raw, labelled = task.discovery.name, self.spec(task.discovery.name)
+            # the same twice would only repeat the first pass
+            return (raw,) if labelled == raw else (raw, labelled)
+        return (self.spec(task.name),)
+
+    def own_names(self, task: Task, fname: str) -> frozenset[str]:
+        """A task's canonical names (``label-hash-agent.fw.domain.`` and its
+        ``.slave.`` form, per label): the names no other task shares."""
+        hash_, agent = task_hash(task.id), agent_tail(task.agent_id)
+        tail = self.tail
+        out: set[str] = set()
+        for tname in self.task_names(task):
+            canonical = f"{tname}-{hash_}-{agent}.{fname}"
+            out.add(canonical + tail)
+            out.add(canonical + ".slave" + tail)
+        return frozenset(out)
+
     def task_record(self, task: Task, fname: str, agent_ips: tuple[str, ...]) -> EnumTask:
         records: list[EnumRecord] = []
         ctx = _TaskContext(
@@ -288,15 +366,8 @@ class _Generation:
             task_ips=task_ips(task, self.params.ip_sources, agent_ips),
             agent_ips=agent_ips,
         )
-        if task.discovery is not None and task.has_discovery:
-            # the raw DiscoveryInfo name first (kept by the original for
-            # compatibility), then its label
-            raw, labelled = task.discovery.name, self.spec(task.discovery.name)
-            self.context_records(task, fname, raw, ctx, records)
-            if labelled != raw:  # else the second pass would only repeat the first
-                self.context_records(task, fname, labelled, ctx, records)
-        else:
-            self.context_records(task, fname, self.spec(task.name), ctx, records)
+        for tname in self.task_names(task):
+            self.context_records(task, fname, tname, ctx, records)
         return EnumTask(task.name, task.id, tuple(records))
 
     def context_records(
@@ -388,6 +459,25 @@ def _latest_running(statuses: Iterable[Status]) -> Status | None:
     return best
 
 
+def latest_status(statuses: Iterable[Status]) -> Status | None:
+    """The status with the greatest timestamp (first on ties). For a running
+    task it is its latest TASK_RUNNING status: Mesos sends each health check
+    result as a new TASK_RUNNING status, which replaces the previous one."""
+    best: Status | None = None
+    best_ts = -1.0
+    for status in statuses:
+        if status.timestamp > best_ts:
+            best, best_ts = status, status.timestamp
+    return best
+
+
+def is_unhealthy(task: Task) -> bool:
+    """Whether the task's latest status carries ``healthy: false`` (a task
+    without a health check has no ``healthy`` field: never unhealthy)."""
+    latest = latest_status(task.statuses)
+    return latest is not None and latest.healthy is False
+
+
 def task_ips(
     task: Task, sources: Iterable[str], agent_ips: tuple[str, ...]
 ) -> tuple[tuple[str, RType], ...]:
@@ -429,6 +519,8 @@ __all__ = [
     "canonical_ip",
     "generate",
     "hosts_to_resolve",
+    "is_unhealthy",
+    "latest_status",
     "task_hash",
     "task_ips",
 ]

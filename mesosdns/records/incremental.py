@@ -25,7 +25,10 @@ What depends on what:
   original skips a master whose address is listed there): a framework change
   that touches that name recomputes them;
 - host names resolved outside (``GeneratorParams.resolved``) feed the agents
-  and frameworks on that host.
+  and frameworks on that host;
+- with ``omit_unhealthy``, an unhealthy task's records under the names it
+  shares with other tasks (all but its canonical names) count only while no
+  healthy or unchecked task gives that name (see `_set_task`).
 
 Changed names are collected for the DNS compiler (`take_changes`), with the
 SRV names whose targets' addresses changed (their additional records).
@@ -48,7 +51,13 @@ from typing import TypeVar, overload
 import msgspec
 
 from mesosdns.gcpause import gc_paused
-from mesosdns.records.generator import GeneratorParams, _Builder, _Generation, _srv_target
+from mesosdns.records.generator import (
+    GeneratorParams,
+    _Builder,
+    _Generation,
+    _srv_target,
+    is_unhealthy,
+)
 from mesosdns.records.labels import domain_frag
 from mesosdns.records.model import (
     EnumFramework,
@@ -86,6 +95,13 @@ _MASTERS: Key = ("m", "", "")
 _new = tuple.__new__
 _EMPTY: tuple[EnumRecord, ...] = ()
 
+# the role of a task's record with omit_unhealthy (`_set_task`): given by a
+# healthy or unchecked task (it keeps the name from failing open), under an
+# unhealthy task's own canonical name, or under a name an unhealthy task shares
+# (counted only while no healthy or unchecked task gives the name)
+_SUPPORT, _OWN, _GATED = 0, 1, 2
+Role = tuple[EnumRecord, int]
+
 
 class IncrementalGenerator:
     """The record set of a changing Mesos state (see the module docstring)."""
@@ -110,6 +126,14 @@ class IncrementalGenerator:
         self._srv_targets: dict[str, dict[str, int]] = {}  # target -> SRV names
         self._changed: set[str] = set()
         self._changed_addr: set[str] = set()
+        # omit_unhealthy: the unhealthy tasks' own names; per name, how many
+        # records healthy or unchecked tasks give there, and the unhealthy
+        # tasks' records there by task; per unhealthy task, how many of the
+        # names it shares are withheld (given by a healthy task too)
+        self._gates: dict[Key, frozenset[str]] = {}
+        self._support: dict[str, int] = {}
+        self._gated: dict[str, dict[Key, list[EnumRecord]]] = {}
+        self._withheld: dict[Key, int] = {}
         self._gen = _Generation(State(leader=leader), params)
         self._master_name = "master" + self._gen.tail
         self._set(_LISTENER, self._listener_records())
@@ -176,7 +200,7 @@ class IncrementalGenerator:
         if task is None:
             return
         self._unindex(task, framework_id)
-        self._set(("t", framework_id, task_id), _EMPTY)
+        self._set_task(("t", framework_id, task_id), _EMPTY, None)
         if not tasks and framework_id not in self.frameworks:
             del self.tasks[framework_id]
 
@@ -190,7 +214,7 @@ class IncrementalGenerator:
         touched = self._set(("f", fid, ""), self._framework_records(fw))
         if not known or old_fname != self._fnames[fid]:
             for tid, task in self.tasks.get(fid, {}).items():
-                self._set(("t", fid, tid), self._task_records(fid, task))
+                self._set_task(("t", fid, tid), *self._task_records(fid, task))
         if touched:
             self._update_masters()
 
@@ -201,7 +225,7 @@ class IncrementalGenerator:
         touched = self._set(("f", framework_id, ""), _EMPTY)
         for tid, task in self.tasks.pop(framework_id, {}).items():
             self._unindex(task, framework_id)
-            self._set(("t", framework_id, tid), _EMPTY)
+            self._set_task(("t", framework_id, tid), _EMPTY, None)
         if touched:
             self._update_masters()
 
@@ -333,13 +357,22 @@ class IncrementalGenerator:
                 if task.state != RUNNING or task.agent_id not in self.agent_ips:
                     continue
                 fresh = []
-                for rec in self._contrib.get(("t", fid, tid), _EMPTY):
+                key = ("t", fid, tid)
+                gate = self._gates.get(key)
+                for rec in self._contrib.get(key, _EMPTY):
+                    if gate is not None and rec[0] not in gate and rec[0] in self._support:
+                        continue  # withheld: an unhealthy task's shared name
                     if rec not in seen:
                         seen.add(rec)
                         fresh.append(rec)
                 tasks.append(EnumTask(task.name, task.id, tuple(fresh)))
             out.append(EnumFramework(fw.name, tuple(tasks)))
         return tuple(out)
+
+    @property
+    def omitted(self) -> int:
+        """omit_unhealthy: how many tasks are left out of some shared name."""
+        return len(self._withheld)
 
     def counts(self) -> dict[str, int]:
         """Number of records (name, value pairs) per type."""
@@ -379,7 +412,7 @@ class IncrementalGenerator:
             self._unindex(old, fid)
         tasks[task.id] = task
         self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
-        self._set(("t", fid, task.id), self._task_records(fid, task))
+        self._set_task(("t", fid, task.id), *self._task_records(fid, task))
 
     def _unindex(self, task: Task, fid: str) -> None:
         on_agent = self._agent_tasks.get(task.agent_id)
@@ -391,18 +424,25 @@ class IncrementalGenerator:
     def _retask_agent(self, agent_id: str) -> None:
         for fid, tid in list(self._agent_tasks.get(agent_id, ())):
             task = self.tasks[fid][tid]
-            self._set(("t", fid, tid), self._task_records(fid, task))
+            self._set_task(("t", fid, tid), *self._task_records(fid, task))
 
-    def _task_records(self, fid: str, task: Task) -> tuple[EnumRecord, ...]:
+    def _task_records(
+        self, fid: str, task: Task
+    ) -> tuple[tuple[EnumRecord, ...], frozenset[str] | None]:
+        """A task's records, and its own names when its shared ones are to be
+        withheld (unhealthy, with omit_unhealthy), else None."""
         if task.state != RUNNING:
-            return _EMPTY
+            return _EMPTY, None
         agent_ips = self.agent_ips.get(task.agent_id)
         fname = self._fnames.get(fid)
         if agent_ips is None or fname is None:
-            return _EMPTY
+            return _EMPTY, None
         gen = self._gen
         gen.b = _Builder()
-        return gen.task_record(task, fname, agent_ips).records
+        records = gen.task_record(task, fname, agent_ips).records
+        if self.params.omit_unhealthy and is_unhealthy(task):
+            return records, gen.own_names(task, fname)
+        return records, None
 
     def _framework_records(self, fw: Framework) -> tuple[EnumRecord, ...]:
         gen = self._gen
@@ -464,6 +504,112 @@ class IncrementalGenerator:
         name = self._master_name
         return any(r[0] == name for r in old) or any(r[0] == name for r in new)
 
+    def _set_task(
+        self, key: Key, new: tuple[EnumRecord, ...], gate: frozenset[str] | None
+    ) -> None:
+        """Replace a task's records (``gate``: see `_task_records`).
+
+        With omit_unhealthy each record has a role (`_SUPPORT`, `_OWN`,
+        `_GATED`) and the counts hold, per name, the values of the healthy
+        and unchecked tasks and of the unhealthy tasks' own names, plus the
+        unhealthy tasks' gated values where no healthy or unchecked task
+        gives the name (fail open). A task whose health flips changes roles
+        only: the cost is its own records, and the gated records of the
+        names whose support starts or ends (that app's other unhealthy tasks).
+        """
+        if not self.params.omit_unhealthy:
+            self._set(key, new)
+            return
+        if not new:
+            gate = None
+        contrib, gates = self._contrib, self._gates
+        old = contrib.get(key, _EMPTY)
+        old_gate = gates.get(key)
+        if old == new and old_gate == gate:
+            return
+        if new:
+            contrib[key] = new
+        else:
+            contrib.pop(key, None)
+        if gate is not None:
+            gates[key] = gate
+        else:
+            gates.pop(key, None)
+        old_roles, new_roles = _roles(old, old_gate), _roles(new, gate)
+        if old_roles and new_roles:
+            old_set, new_set = set(old_roles), set(new_roles)
+            removed: Iterable[Role] = [r for r in old_roles if r not in new_set]
+            added: Iterable[Role] = [r for r in new_roles if r not in old_set]
+        else:
+            removed, added = old_roles, new_roles
+        # additions first: a value that only changes role is counted twice
+        # for a moment rather than going and coming back (which would report
+        # its name changed and move the serial for nothing)
+        for rec, role in added:
+            self._add_role(key, rec, role)
+        for rec, role in removed:
+            self._remove_role(key, rec, role)
+
+    def _add_role(self, key: Key, rec: EnumRecord, role: int) -> None:
+        name = rec[0]
+        if role == _OWN:
+            self._inc(rec)
+        elif role == _SUPPORT:
+            self._inc(rec)
+            n = self._support.get(name, 0)
+            self._support[name] = n + 1
+            if not n:  # the name's unhealthy tasks are left out from now on
+                for k, recs in self._gated.get(name, {}).items():
+                    for r in recs:
+                        self._dec(r)
+                    self._withheld[k] = self._withheld.get(k, 0) + 1
+        else:
+            by_task = self._gated.setdefault(name, {})
+            mine = by_task.get(key)
+            if mine is None:
+                by_task[key] = [rec]
+            else:
+                mine.append(rec)
+            if name not in self._support:
+                self._inc(rec)
+            elif mine is None:  # one more name this task is withheld from
+                self._withheld[key] = self._withheld.get(key, 0) + 1
+
+    def _remove_role(self, key: Key, rec: EnumRecord, role: int) -> None:
+        name = rec[0]
+        if role == _OWN:
+            self._dec(rec)
+        elif role == _SUPPORT:
+            n = self._support[name]
+            if n > 1:
+                self._support[name] = n - 1
+            else:  # no healthy task left there: the unhealthy ones are back
+                del self._support[name]
+                for k, recs in self._gated.get(name, {}).items():
+                    for r in recs:
+                        self._inc(r)
+                    self._unwithhold(k)
+            self._dec(rec)
+        else:
+            by_task = self._gated[name]
+            recs = by_task[key]
+            recs.remove(rec)
+            if not recs:
+                del by_task[key]
+                if not by_task:
+                    del self._gated[name]
+            if name not in self._support:
+                self._dec(rec)
+            elif not recs:
+                self._unwithhold(key)
+
+    def _unwithhold(self, key: Key) -> None:
+        n = self._withheld[key]
+        if n > 1:
+            self._withheld[key] = n - 1
+        else:
+            del self._withheld[key]
+
     def _inc(self, rec: EnumRecord) -> None:
         name, value, kind = rec
         if kind != "SRV":
@@ -514,6 +660,13 @@ def _count_down(counts: dict[str, dict[K, int]], name: str, key: K) -> bool:
     if not values:
         del counts[name]
     return True
+
+
+def _roles(records: tuple[EnumRecord, ...], gate: frozenset[str] | None) -> list[Role]:
+    """A task's records with their roles (see `_set_task`)."""
+    if gate is None:
+        return [(rec, _SUPPORT) for rec in records]
+    return [(rec, _OWN if rec[0] in gate else _GATED) for rec in records]
 
 
 def _records(b: _Builder) -> tuple[EnumRecord, ...]:

@@ -171,6 +171,11 @@ class ServingService:
         stream = stats.get("stream")
         return {k: (v[0], v[1]) for k, v in stream.items()} if stream else None
 
+    def _builder_gauges(self) -> dict[str, tuple[str, float]] | None:
+        stats = self.replica.stats if self.builder_counters is None else self.builder_counters()
+        gauges = stats.get("gauges")
+        return {k: (v[0], v[1]) for k, v in gauges.items()} if gauges else None
+
     async def _start_http(self) -> None:
         assert self.dns is not None and self.counters is not None
         stats = self.dns.stats
@@ -186,7 +191,8 @@ class ServingService:
                 stats.forward.requests += 1
                 stats.forward.failed += 1
 
-        metrics = Metrics(self.counters, self.refresh_stats, self.store, self._stream_counters)
+        metrics = Metrics(self.counters, self.refresh_stats, self.store, self._stream_counters,
+                          self._builder_gauges)
         self.api = API(self.config, self.store, metrics, count)
         self.runner = web.AppRunner(self.api.app(), access_log=None, handle_signals=False,
                                     keepalive_timeout=HTTP_KEEPALIVE)

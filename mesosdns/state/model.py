@@ -65,6 +65,8 @@ class Status(msgspec.Struct, frozen=True, gc=False):
     timestamp: float = 0.0
     labels: tuple[Label, ...] = ()
     container_status: ContainerStatus | None = None
+    # the task's health check result; None when it has no health check
+    healthy: bool | None = None
 
     def netinfo_ips(self) -> list[str]:
         """Container network addresses; the old single field where the list is empty."""

@@ -78,6 +78,7 @@ class _Status(msgspec.Struct, frozen=True, gc=False):
     timestamp: float = 0.0
     labels: _Labels | None = None
     container_status: ContainerStatus | None = None
+    healthy: bool | None = None
 
 
 class _Range(msgspec.Struct, frozen=True, gc=False):
@@ -411,6 +412,7 @@ def status(raw: _Status) -> Status:
         timestamp=raw.timestamp,
         labels=raw.labels.labels if raw.labels is not None else (),
         container_status=raw.container_status,
+        healthy=raw.healthy,
     )
 
 
