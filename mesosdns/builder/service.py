@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 # and at most BODY_SHARE of the builder's time goes to them
 BODY_INTERVAL = 1.0
 BODY_SHARE = 0.1
+# a first version of more names than this is sent before its bodies are built
+INLINE_BODIES = 100_000
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
@@ -220,8 +222,14 @@ class BuilderService:
     def _publish(self, update: Update) -> None:
         update.stats = self.counters()
         if update.full:
-            update.bodies = self.bodies = self._bodies()
-            self._bodies_at = time.monotonic()
+            if self._names() <= INLINE_BODIES:
+                update.bodies = self.bodies = self._bodies()
+                self._bodies_at = time.monotonic()
+            else:  # a large cluster: answering first, the bodies in the background
+                self.bodies = {}
+                update.bodies = {}
+                self._bodies_at = 0.0
+                self._bodies_soon()
         elif update.a or update.aaaa or update.srv:
             self._bodies_soon()
         self.sink(update)
@@ -265,6 +273,10 @@ class BuilderService:
         if self._bodies_again:
             self._bodies_again = False
             self._bodies_soon()
+
+    def _names(self) -> int:
+        live = self.poller.engine.live if self.poller is not None else None
+        return 0 if live is None else live.table.info.names
 
     def _wants_bodies(self) -> bool:
         return self.config.http_on and self.config.enumeration_on

@@ -279,11 +279,18 @@ class API:
 
     async def enumerate(self, _: web.Request, __: dict[str, str]) -> web.Response:
         snap = self._snapshot()
-        return _json(snap.body("enumerate", lambda: enumerate_body(snap.records)))
+        return _json(self._body(snap.body("enumerate", lambda: enumerate_body(snap.records))))
 
     async def axfr(self, _: web.Request, __: dict[str, str]) -> web.Response:
         snap = self._snapshot()
-        return _json(snap.body("axfr", lambda: axfr_body(snap.records, snap.serial, self.config)))
+        return _json(self._body(
+            snap.body("axfr", lambda: axfr_body(snap.records, snap.serial, self.config))))
+
+    @staticmethod
+    def _body(body: bytes | None) -> bytes:
+        if body is None:  # a large cluster's first bodies are still being built
+            raise web.HTTPServiceUnavailable(reason="being built")
+        return body
 
     async def metrics_handler(self, _: web.Request, __: dict[str, str]) -> web.Response:
         resp = web.Response(body=self.metrics.render())

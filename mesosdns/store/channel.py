@@ -3,8 +3,9 @@
 `Publisher` (in the builder process) listens on a socket in the run
 directory. A server that connects first gets the current version whole,
 then every later update, in order, and the builder's counters now and then
-(``stats`` frames). Frames are written to each connection's buffer at once;
-the builder never waits for a reader. A reader that falls too far behind
+(``stats`` frames). Each connection has its own sender task: the builder's
+work never waits for a reader, and the frames of a large update are made
+while the first ones are read. A reader that falls too far behind
 is disconnected: it reconnects and starts again from a full update.
 
 `Follower` (in each serving process) connects, feeds the frames to its
@@ -16,10 +17,11 @@ version it had: the server goes on answering with it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mesosdns.store.replica import Replica, ReplicaError
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # a reader with more than this many bytes unsent is dropped (it starts over)
 MAX_BACKLOG = 1 << 30
+# after a frame this large, wait until the reader has taken it
+BIG_FRAME = 64 * 1024
 SOCKET_NAME = "builder.sock"
 
 
@@ -36,16 +40,52 @@ def socket_path(run_dir: str) -> str:
     return os.path.join(run_dir, SOCKET_NAME)
 
 
+class _Frames:
+    """An update's frames, made on demand and kept for every reader: a full
+    update is pickled part by part while the first reader's frames go out,
+    so that a server decodes one part while the builder makes the next."""
+
+    def __init__(self, update: Update | None) -> None:
+        self._source: Iterator[bytes] | None = None if update is None else frames(update)
+        self._made: list[bytes] = []
+
+    @classmethod
+    def of(cls, frame: bytes) -> _Frames:
+        done = cls(None)
+        done._made.append(frame)
+        return done
+
+    def get(self, i: int) -> bytes | None:
+        while i >= len(self._made):
+            if self._source is None:
+                return None
+            frame = next(self._source, None)
+            if frame is None:
+                self._source = None
+                return None
+            self._made.append(frame)
+        return self._made[i]
+
+
+class _Reader:
+    """One server's connection: the updates it has still to be sent, in order."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.queue: collections.deque[_Frames] = collections.deque()
+        self.wake = asyncio.Event()
+
+
 class Publisher:
     def __init__(self, path: str, current: Callable[[], Update | None]) -> None:
         self.path = path
         self.current = current  # the version a new reader starts from (None: none yet)
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._readers: set[_Reader] = set()
         self._server: asyncio.AbstractServer | None = None
 
     @property
     def readers(self) -> int:
-        return len(self._writers)
+        return len(self._readers)
 
     async def start(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -54,46 +94,65 @@ class Publisher:
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                          ) -> None:
-        # nothing awaits between the whole version and joining the readers:
-        # the reader misses no update and gets none twice
+        # nothing awaits between taking the whole version and joining the
+        # readers: the reader misses no update and gets none twice
+        me = _Reader(writer)
         update = self.current()
         if update is not None:
-            for frame in frames(update):
-                writer.write(frame)
-        self._writers.add(writer)
+            me.queue.append(_Frames(update))
+        self._readers.add(me)
+        sender = asyncio.create_task(self._send(me))
         try:
             await reader.read()  # readers send nothing; EOF when they go
         except (ConnectionError, OSError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._readers.discard(me)
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
             writer.close()
 
     def publish(self, update: Update) -> None:
-        if self._writers:
-            self._send(list(frames(update)))
+        if self._readers:
+            self._queue(_Frames(update))
 
     def stats(self, stats: dict[str, Any]) -> None:
-        if self._writers:
-            self._send([stats_frame(stats)])
+        if self._readers:
+            self._queue(_Frames.of(stats_frame(stats)))
 
-    def _send(self, data: list[bytes]) -> None:
-        for writer in list(self._writers):
-            transport = writer.transport
-            if transport.is_closing():
-                self._writers.discard(writer)
-                continue
+    def _queue(self, item: _Frames) -> None:
+        for r in list(self._readers):
+            transport = r.writer.transport
             if transport.get_write_buffer_size() > MAX_BACKLOG:
                 log.warning("a server fell behind the builder's updates; it starts over")
-                self._writers.discard(writer)
+                self._readers.discard(r)
                 transport.abort()
                 continue
-            writer.writelines(data)
+            r.queue.append(item)
+            r.wake.set()
+
+    async def _send(self, r: _Reader) -> None:
+        """Write a reader's updates in order; between two frames of a large
+        one, let the loop run (the builder's other work, the other readers)."""
+        writer = r.writer
+        while True:
+            if not r.queue:
+                r.wake.clear()
+                await r.wake.wait()
+                continue
+            item = r.queue[0]
+            i = 0
+            while (frame := item.get(i)) is not None:
+                writer.write(frame)
+                i += 1
+                if len(frame) > BIG_FRAME:
+                    await writer.drain()
+            r.queue.popleft()
 
     async def stop(self) -> None:
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
+        for r in list(self._readers):
+            r.writer.close()
+        self._readers.clear()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):

@@ -85,7 +85,7 @@ class Replica:
             return None
         return Snapshot(
             self.records, self.serial, loaded_at=self.loaded_at, source=self.source,
-            _bodies=dict(self.bodies),
+            _bodies=dict(self.bodies), prebuilt=True,
         )
 
     # -- frames --------------------------------------------------------

@@ -26,10 +26,17 @@ class Snapshot:
     # HTTP bodies built at most once per snapshot (lazily: a large cluster's
     # enumeration is only serialised if someone asks for it)
     _bodies: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    # the builder sends the bodies (a replica's records hold no enumeration):
+    # until they come, there is none to build here
+    prebuilt: bool = False
 
-    def body(self, key: str, build: Callable[[], Any]) -> bytes:
+    def body(self, key: str, build: Callable[[], Any]) -> bytes | None:
+        """The body ``key``, built at most once; None while a prebuilt one
+        has not come yet."""
         cached = self._bodies.get(key)
         if cached is None:
+            if self.prebuilt:
+                return None
             cached = self._bodies[key] = marshal_indent(build())
         return cached
 
