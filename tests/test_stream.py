@@ -521,13 +521,17 @@ def test_the_application_in_stream_mode(tmp_path: Path) -> None:
                 await until_async(lambda: answers("web.apps.corp.example."), ["10.0.8.1"], 5.0)
                 async with aiohttp.ClientSession() as session:
                     url = f"http://127.0.0.1:{app.http_port}/v1/enumerate"
-                    async with session.get(url) as resp:
-                        body = await resp.json()
+
+                    async def enumerated() -> list[str]:
+                        async with session.get(url) as resp:
+                            body = await resp.json()
+                        return [t["name"] for f in body["frameworks"] for t in f["tasks"]]
+
+                    # the builder rebuilds the bodies at most once a second
+                    await until_async(enumerated, ["old", "web"], 3.0)
                     url = f"http://127.0.0.1:{app.http_port}/metrics"
                     async with session.get(url) as resp:
                         metrics = await resp.text()
-                names = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
-                assert names == ["old", "web"]
                 values = {
                     line.split()[0]: float(line.split()[1])
                     for line in metrics.splitlines()
