@@ -147,6 +147,7 @@ class Config:
     max_tcp_connections: int = 1000
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
+    max_udp_payload: int = 1232  # bytes: the cap on UDP replies (DNS Flag Day 2020)
     reverse_ptr: bool = False
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
 
@@ -262,6 +263,7 @@ def _extension_view(c: Config) -> dict[str, object]:
         "maxTcpConnections": c.max_tcp_connections,
         "tcpIdleTimeout": c.tcp_idle_timeout,
         "maxInflightForwards": c.max_inflight_forwards,
+        "maxUDPPayload": c.max_udp_payload,
         "reversePTR": c.reverse_ptr,
         "workers": c.workers,
     }
@@ -541,6 +543,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("maxTcpConnections", "maxTcpConnections", "max_tcp_connections", _COUNT),
     _Key("tcpIdleTimeout", "tcpIdleTimeout", "tcp_idle_timeout", _positive_float),
     _Key("maxInflightForwards", "maxInflightForwards", "max_inflight_forwards", _COUNT),
+    _Key("maxUDPPayload", "maxUDPPayload", "max_udp_payload", _int(512, 65535)),
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
     _Key("workers", "workers", "workers", _workers),
 )
