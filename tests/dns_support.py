@@ -240,7 +240,8 @@ class Upstream:
     ``ok*``: A 192.0.2.<tag>; ``only<N>``: as ``ok`` on the upstream tagged N,
     silence elsewhere; ``nx``: NXDOMAIN; ``fail``: SERVFAIL; ``slow``:
     never answers (also ``slow*``); ``big``: 60 A records (over UDP without EDNS: truncated,
-    TC, no records); ``wrongid``: answers with another ID; ``wrongq``: answers
+    TC, no records), a reply of about 1,000 bytes; ``huge``: the same with 100 A records,
+    about 1,650 bytes (over 1232); ``wrongid``: answers with another ID; ``wrongq``: answers
     another question; ``echo``: answers with the received query's flags.
     """
 
@@ -315,13 +316,14 @@ class Upstream:
             r.set_rcode(dns.rcode.SERVFAIL)
         elif first.startswith("slow"):
             return None
-        elif first == "big":
+        elif first in ("big", "huge"):
             if udp and q.edns < 0:
                 r.flags |= dns.flags.TC
             else:
+                n = 60 if first == "big" else 100
                 r.answer.append(
                     dns.rrset.from_text_list(
-                        name, 300, "IN", "A", [f"198.51.100.{i}" for i in range(1, 61)]
+                        name, 300, "IN", "A", [f"198.51.100.{i}" for i in range(1, n + 1)]
                     )
                 )
         elif first == "wrongid":

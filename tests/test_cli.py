@@ -208,6 +208,7 @@ BAD_VALUES: dict[str, object] = {
             "maxTcpConnections",
             "tcpIdleTimeout",
             "maxInflightForwards",
+            "maxUDPPayload",
         ],
         "x",
     ),
@@ -288,6 +289,15 @@ def test_process_reports_every_wrong_key_and_exits_2(tmp_path: Path) -> None:
     keys = [line.removeprefix("mesos-dns: config: ").split(":")[0] for line in lines]
     assert all(line.startswith("mesos-dns: config: ") for line in lines)
     assert sorted(keys) == sorted(BAD_VALUES)
+
+
+def test_process_refuses_a_udp_payload_below_512(tmp_path: Path) -> None:
+    write(tmp_path, {**GOOD, "maxUDPPayload": 511}, "bad.json")
+    proc = run_cli("-config=bad.json", cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "mesos-dns: config: maxUDPPayload: must be between 512 and 65535, got 511\n",
+    )
 
 
 @pytest.mark.parametrize(

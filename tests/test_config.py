@@ -94,6 +94,7 @@ ORIGINAL_DEFAULTS = [
     ("max_tcp_connections", 1000),
     ("tcp_idle_timeout", 10.0),
     ("max_inflight_forwards", 1000),
+    ("max_udp_payload", 1232),
     ("reverse_ptr", False),
     ("omit_unhealthy", False),
     ("workers", 1),
@@ -267,6 +268,8 @@ WRONG_TYPES: list[tuple[str, object, str]] = [
     ("maxTcpConnections", "1", "expected an integer, got string"),
     ("tcpIdleTimeout", "1", "expected a number, got string"),
     ("maxInflightForwards", 1.5, "expected an integer, got 1.5"),
+    ("maxUDPPayload", "4096", "expected an integer, got string"),
+    ("maxUDPPayload", 1232.0, "expected an integer, got 1232.0"),
     ("reversePTR", 1, "expected true or false, got number"),
     ("omitUnhealthy", "true", "expected true or false, got string"),
     ("workers", 0, "must be from 1 to 256; got 0"),
@@ -303,6 +306,9 @@ OUT_OF_RANGE = [
     ("zkDetectionTimeout", -1, "must be between 0 and 2147483647, got -1"),
     ("maxTcpConnections", 0, "must be between 1 and 2147483647, got 0"),
     ("tcpIdleTimeout", 0, "must be a positive number of seconds, got 0"),
+    ("maxUDPPayload", 511, "must be between 512 and 65535, got 511"),
+    ("maxUDPPayload", 0, "must be between 512 and 65535, got 0"),
+    ("maxUDPPayload", 65536, "must be between 512 and 65535, got 65536"),
     ("port", 10**30, f"must be between 0 and 65535, got {10**30}"),
 ]
 
@@ -321,6 +327,8 @@ def test_out_of_range_values(key: str, value: int, reason: str) -> None:
         ("SOAExpire", 2**32 - 1),
         ("tcpIdleTimeout", 0.5),
         ("tcpIdleTimeout", 3),
+        ("maxUDPPayload", 512),
+        ("maxUDPPayload", 65535),
     ],
 )
 def test_range_edges_are_accepted(key: str, value: int) -> None:
@@ -714,6 +722,7 @@ def test_extensions_parse_and_normalise() -> None:
             "maxTcpConnections": 5,
             "tcpIdleTimeout": 2.5,
             "maxInflightForwards": 7,
+            "maxUDPPayload": 4096,
             "reversePTR": True,
         }
     )
@@ -729,6 +738,7 @@ def test_extensions_parse_and_normalise() -> None:
         2.5,
         7,
     )
+    assert config.max_udp_payload == 4096
 
 
 @pytest.mark.parametrize(
@@ -800,6 +810,7 @@ EXTENSION_NAMES = [
     "maxTcpConnections",
     "tcpIdleTimeout",
     "maxInflightForwards",
+    "maxUDPPayload",
     "reversePTR",
     "omitUnhealthy",
     "workers",

@@ -38,7 +38,7 @@ def fast_reply(table: AnswerTable, q: wire.Query, limit: int, ctr: int) -> bytes
     e = table.entries.get(HOT_PREFIX + q.qname.lower() + struct.pack(">H", q.qtype) + b"\x00\x01")
     if e is None:
         return None
-    opt = wire.opt_rr(q.edns_do) if q.edns_size >= 0 else b""
+    opt = wire.opt_rr(q.edns_do, wire.DEFAULT_UDP_PAYLOAD) if q.edns_size >= 0 else b""
     return table.render(e, ctr, q.ident, q.b2, q.b3, q.question, limit, opt)
 
 
@@ -53,7 +53,8 @@ def check_same(table: AnswerTable, name: str, rdtype: str, edns: bool, limit: in
     fast = fast_reply(table, q, limit, ctr=3)
     if fast is None:
         return
-    slow, _ = resolve(table, q, limit, wire.opt_rr(False) if edns else b"", random.Random(5))
+    opt = wire.opt_rr(False, wire.DEFAULT_UDP_PAYLOAD) if edns else b""
+    slow, _ = resolve(table, q, limit, opt, random.Random(5))
     assert len(fast) <= limit and len(slow) <= limit
     f, s = dns.message.from_wire(fast), dns.message.from_wire(slow)
     assert f.id == s.id == 0x4242

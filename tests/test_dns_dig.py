@@ -100,15 +100,28 @@ def test_dig_edns_and_truncation(dig: str, srv: tuple[ServerThread, Upstream]) -
     out = run_dig(dig, server.port, "_big._tcp.marathon.mesos", "SRV")
     assert "Truncated, retrying in TCP mode" in out
     assert len(section(out, "ANSWER")) == 40 and len(section(out, "ADDITIONAL")) >= 40
-    # with a big enough buffer the whole answer comes over UDP, with an OPT
-    out = run_dig(dig, server.port, "+bufsize=4096", "_big._tcp.marathon.mesos", "SRV")
-    assert "Truncated" not in out and "udp: 4096" in out
-    assert len(section(out, "ANSWER")) == 40
+    # a bigger buffer does not help: replies stay within maxUDPPayload
+    # (1232 by default), the size our OPT offers (shown with +ignore)
+    out = run_dig(dig, server.port, "+bufsize=4096", "+ignore", "_big._tcp.marathon.mesos", "SRV")
+    _, flags = header(out)
+    assert "tc" in flags and "udp: 1232" in out
+    assert 0 < len(section(out, "ANSWER")) < 40 and section(out, "ADDITIONAL") == []
     # without EDNS: 512 bytes, truncated (shown with +ignore)
     out = run_dig(dig, server.port, "+noedns", "+ignore", "_big._tcp.marathon.mesos", "SRV")
     _, flags = header(out)
     assert "tc" in flags and "OPT PSEUDOSECTION" not in out
     assert 0 < len(section(out, "ANSWER")) < 40
+
+
+def test_dig_max_udp_payload_4096(dig: str) -> None:
+    # maxUDPPayload 4096: a big enough buffer gets the whole answer over UDP
+    server = ServerThread(settings(max_udp_payload=4096))
+    try:
+        out = run_dig(dig, server.port, "+bufsize=4096", "_big._tcp.marathon.mesos", "SRV")
+        assert "Truncated" not in out and "udp: 4096" in out
+        assert len(section(out, "ANSWER")) == 40
+    finally:
+        server.close()
 
 
 def test_dig_norecurse_and_forwarding(dig: str, srv: tuple[ServerThread, Upstream]) -> None:

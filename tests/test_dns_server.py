@@ -373,13 +373,27 @@ def test_udp_without_edns_truncates_at_512(srv: ServerThread) -> None:
     assert "TC" in flags_of(r) and len(section_texts(r.answer)) == (512 - 12 - 30) // 16
 
 
-def test_edns_size_is_honoured(srv: ServerThread) -> None:
-    r = query(srv.port, "_big._tcp.marathon.mesos.", "SRV", edns=True, payload=4096)
-    assert "TC" not in flags_of(r)
-    assert len(section_texts(r.answer)) == 40 and len(section_texts(r.additional)) == 40
-    assert r.edns == 0 and r.payload == 4096
+def test_edns_size_is_honoured_up_to_max_udp_payload(srv: ServerThread) -> None:
     r = query(srv.port, "many.marathon.mesos.", "A", edns=True, payload=1232)
     assert "TC" not in flags_of(r) and len(section_texts(r.answer)) == 40
+    assert r.edns == 0 and r.payload == 1232  # we offer maxUDPPayload (default 1232)
+    # a client offering 4096 still gets at most 1232 bytes: TC
+    q = dns.message.make_query("_big._tcp.marathon.mesos.", "SRV", use_edns=0, payload=4096)
+    reply = raw_udp(srv.port, q.to_wire())
+    assert reply is not None and len(reply) <= 1232
+    r = dns.message.from_wire(reply)
+    assert "TC" in flags_of(r) and r.additional == [] and r.payload == 1232
+
+
+def test_max_udp_payload_4096_lets_big_answers_through() -> None:
+    server = ServerThread(settings(max_udp_payload=4096))
+    try:
+        r = query(server.port, "_big._tcp.marathon.mesos.", "SRV", edns=True, payload=4096)
+        assert "TC" not in flags_of(r)
+        assert len(section_texts(r.answer)) == 40 and len(section_texts(r.additional)) == 40
+        assert r.edns == 0 and r.payload == 4096
+    finally:
+        server.close()
 
 
 def test_edns_truncation_drops_additional_then_answers(srv: ServerThread) -> None:

@@ -353,8 +353,9 @@ def amplification_records() -> RecordSet:
     )
 
 
-def test_any_and_large_answers_are_bounded(request: pytest.FixtureRequest) -> None:
-    s = settings()
+@pytest.mark.parametrize("cap", [1232, 4096], ids=["maxUDPPayload-1232", "maxUDPPayload-4096"])
+def test_any_and_large_answers_are_bounded(request: pytest.FixtureRequest, cap: int) -> None:
+    s = settings(max_udp_payload=cap)
     server = ServerThread(s, compile_table(s, amplification_records()))
     worst: dict[str, tuple[float, int, int, str]] = {}
     try:
@@ -367,7 +368,8 @@ def test_any_and_large_answers_are_bounded(request: pytest.FixtureRequest) -> No
                     wire = q.to_wire()
                     reply = raw_udp(server.port, wire)
                     assert reply is not None
-                    limit = 512 if edns is None else min(edns, 4096)
+                    # min(the client's EDNS size, maxUDPPayload); 512 without EDNS
+                    limit = 512 if edns is None else min(edns, cap)
                     assert len(reply) <= limit, (name, rdtype, edns, len(reply))
                     r = dns.message.from_wire(reply)
                     if len(reply) > limit - 100:  # full: the rest was cut, TC set
@@ -382,11 +384,16 @@ def test_any_and_large_answers_are_bounded(request: pytest.FixtureRequest) -> No
     finally:
         server.close()
     assert worst["ANY without EDNS"][2] <= 512
+    # the worst reply with EDNS is as big as the cap allows (TC set), so the
+    # amplification is about cap / the shortest query: 1232 / 36 = 34x by
+    # default, 4096 / 36 = 114x with maxUDPPayload 4096
+    factor, qlen, rlen, _ = worst["any type with EDNS"]
+    assert cap - 100 < rlen <= cap and factor <= cap / qlen
     for key, (factor, qlen, rlen, what) in sorted(worst.items()):
         if not key.startswith(("ANY", "any")):
             continue
         report(
             request,
-            f"UDP amplification {key}: worst {factor:.1f}x ({what}: {qlen}-byte "
-            f"query, {rlen}-byte reply)",
+            f"UDP amplification {key}, maxUDPPayload {cap}: worst {factor:.1f}x "
+            f"({what}: {qlen}-byte query, {rlen}-byte reply)",
         )

@@ -76,6 +76,7 @@ def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
         max_tcp_connections=config.max_tcp_connections,
         tcp_idle_timeout=config.tcp_idle_timeout,
         max_inflight_forwards=config.max_inflight_forwards,
+        max_udp_payload=config.max_udp_payload,
         log_queries=config.log_queries,
         allow_recursion=config.allow_recursion,
     )

@@ -199,6 +199,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("maxTcpConnections", "maxTcpConnections", "max_tcp_connections", _COUNT),
     _Key("tcpIdleTimeout", "tcpIdleTimeout", "tcp_idle_timeout", _positive_float),
     _Key("maxInflightForwards", "maxInflightForwards", "max_inflight_forwards", _COUNT),
+    _Key("maxUDPPayload", "maxUDPPayload", "max_udp_payload", _int(512, 65535)),
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
     _Key("omitUnhealthy", "omitUnhealthy", "omit_unhealthy", _bool),
     _Key("workers", "workers", "workers", _workers),

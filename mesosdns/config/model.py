@@ -103,6 +103,7 @@ class Config:
     max_tcp_connections: int = 1000
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
+    max_udp_payload: int = 1232  # bytes: the cap on UDP replies (DNS Flag Day 2020)
     reverse_ptr: bool = False
     omit_unhealthy: bool = False  # unhealthy tasks out of their shared names
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)

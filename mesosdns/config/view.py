@@ -76,6 +76,7 @@ def _extension_view(c: Config) -> dict[str, object]:
         "maxTcpConnections": c.max_tcp_connections,
         "tcpIdleTimeout": c.tcp_idle_timeout,
         "maxInflightForwards": c.max_inflight_forwards,
+        "maxUDPPayload": c.max_udp_payload,
         "reversePTR": c.reverse_ptr,
         "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,

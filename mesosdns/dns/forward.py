@@ -19,8 +19,8 @@ Differences, on purpose:
 - A resolver that is this server itself (its listen address and port) is
   dropped from the lists at start, so a query can never loop.
 - An upstream reply larger than the client can take over UDP (512 bytes, or
-  its EDNS size) becomes an empty reply with TC set (the original answered
-  SERVFAIL).
+  its EDNS size capped at ``maxUDPPayload``, the caller's ``limit``) becomes
+  an empty reply with TC set (the original answered SERVFAIL).
 """
 
 from __future__ import annotations

@@ -252,6 +252,12 @@ class DNSServer:
         self._conns: set[_TCPConnection] = set()
         self._errlog = _RateLimitedLog()
         self._log_queries = settings.log_queries
+        # maxUDPPayload: the cap on every UDP reply and the size our OPT
+        # offers, one record per DO bit (the config keeps it in 512..65535;
+        # clamped here for settings built by hand)
+        cap = min(max(settings.max_udp_payload, wire.MIN_UDP_PAYLOAD), wire.MAX_MESSAGE)
+        self._udp_cap = cap
+        self._opts = (wire.opt_rr(False, cap), wire.opt_rr(True, cap))
         self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion
         self.udp_port = 0
         self.tcp_port = 0
@@ -616,11 +622,7 @@ class DNSServer:
                 return None
             ups = self._forwarder.route(lname, query.qtype)
             if conn is None:
-                limit = (
-                    min(max(query.edns_size, wire.MIN_UDP_PAYLOAD), wire.MAX_MESSAGE)
-                    if query.edns_size >= 0
-                    else wire.MIN_UDP_PAYLOAD
-                )
+                limit = wire.udp_limit(query.edns_size, self._udp_cap)
                 self._forwarder.forward_udp(data, query.question, addr, self._udp_send, limit, ups)
             else:
                 conn.pending += 1
@@ -637,9 +639,9 @@ class DNSServer:
         edns = query.edns_size >= 0
         if edns and query.edns_version != 0:
             stats.mesos_requests += 1
-            return badvers(table, query)
-        opt = wire.opt_rr(query.edns_do) if edns else b""
-        limit = wire.udp_limit(query.edns_size) if udp else wire.MAX_MESSAGE
+            return badvers(table, query, self._udp_cap)
+        opt = self._opts[query.edns_do] if edns else b""
+        limit = wire.udp_limit(query.edns_size, self._udp_cap) if udp else wire.MAX_MESSAGE
         qtype = query.qtype
         e = table.entries.get(_PLAIN_COUNTS + lname + struct.pack(">H", qtype) + _IN)
         if e is not None:
@@ -700,14 +702,9 @@ class DNSServer:
         self, data: bytes, query: wire.Query, lname: bytes, addr: Any, conn: _TCPConnection | None
     ) -> None:
         """A parsed question outside the domain, to the operator zones."""
-        edns = query.edns_size >= 0
-        opt = wire.opt_rr(query.edns_do) if edns else b""
+        opt = self._opts[query.edns_do] if query.edns_size >= 0 else b""
         if conn is None:
-            limit = (
-                min(max(query.edns_size, wire.MIN_UDP_PAYLOAD), wire.MAX_MESSAGE)
-                if edns
-                else wire.MIN_UDP_PAYLOAD
-            )
+            limit = wire.udp_limit(query.edns_size, self._udp_cap)
             self._opzones.udp(data, query.question, lname, query.qtype, addr, limit, opt)
             return
         conn.pending += 1

@@ -274,13 +274,14 @@ def _glue(
     return b"".join(parts), len(parts), failed
 
 
-def badvers(table: AnswerTable, query: wire.Query) -> bytes:
-    """BADVERS for an EDNS version we do not speak (RFC 6891)."""
+def badvers(table: AnswerTable, query: wire.Query, payload: int) -> bytes:
+    """BADVERS for an EDNS version we do not speak (RFC 6891); the OPT
+    offers ``payload`` (``maxUDPPayload``)."""
     flags = wire.reply_flags(query.b2, query.b3, aa=True, tc=False, ra=table.ra, rcode=0)
     return (
         query.ident
         + flags
         + struct.pack(">HHHH", 1, 0, 0, 1)
         + query.question
-        + wire.opt_rr(query.edns_do, ext_rcode=wire.RCODE_BADVERS >> 4)
+        + wire.opt_rr(query.edns_do, payload, ext_rcode=wire.RCODE_BADVERS >> 4)
     )

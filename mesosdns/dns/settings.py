@@ -19,6 +19,10 @@ depends on nothing else. Field names follow the original's config keys:
 - ``listen_host``, ``port``: where DNS listens (UDP and TCP; port 0 picks one);
 - ``max_tcp_connections``, ``tcp_idle_timeout``, ``max_inflight_forwards``:
   resource bounds (not in the original);
+- ``max_udp_payload``: the largest UDP reply (``maxUDPPayload``, 512 to
+  65535): an EDNS client gets at most min(its buffer size, this), forwarded
+  and operator-zone replies included, and our OPT record advertises it;
+  without EDNS the limit stays 512. TCP replies are not limited by it;
 - ``log_queries``: one debug log line per query (off on the hot path);
 - ``allow_recursion``: CIDRs of the clients whose questions outside the
   cluster domain may be forwarded (``allowRecursion``); others get REFUSED.
@@ -72,6 +76,7 @@ class DNSSettings:
     max_tcp_connections: int = 1000
     tcp_idle_timeout: float = 10.0
     max_inflight_forwards: int = 1000
+    max_udp_payload: int = 1232  # mesosdns.dns.wire.DEFAULT_UDP_PAYLOAD
     log_queries: bool = False
     allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
 

@@ -35,11 +35,12 @@ RCODE_BADVERS = 16  # extended RCODE, carried in OPT
 HEADER_LEN = 12
 MIN_UDP_PAYLOAD = 512
 MAX_MESSAGE = 65535
-# Cap on the UDP payload we use for our own answers, whatever a client
-# advertises: bigger datagrams fragment; the client can retry over TCP.
-MAX_UDP_PAYLOAD = 4096
-# The payload size we advertise in our OPT record.
-OUR_UDP_PAYLOAD = MAX_UDP_PAYLOAD
+# The default of ``maxUDPPayload``: the cap on every UDP reply (ours and
+# forwarded ones), whatever a client advertises, and the payload size our OPT
+# record offers. 1232 bytes of DNS fit the IPv6 minimum MTU (1280) with the
+# IP and UDP headers, so replies are never fragmented (DNS Flag Day 2020,
+# BIND's and Knot's default); a client that gets TC retries over TCP.
+DEFAULT_UDP_PAYLOAD = 1232
 OPT_RR_LEN = 11
 _MAX_POINTER_HOPS = 64
 
@@ -104,16 +105,19 @@ def counts(qd: int, an: int, ns: int, ar: int) -> bytes:
     return struct.pack(">HHHH", qd, an, ns, ar)
 
 
-def opt_rr(do: bool, ext_rcode: int = 0, payload: int = OUR_UDP_PAYLOAD) -> bytes:
-    """Our OPT record: root owner, payload size, version 0, DO echoed, no options."""
+def opt_rr(do: bool, payload: int, ext_rcode: int = 0) -> bytes:
+    """Our OPT record: root owner, ``payload`` (the UDP size we accept),
+    version 0, DO echoed, no options."""
     return struct.pack(">BHHBBHH", 0, TYPE_OPT, payload, ext_rcode, 0, 0x8000 if do else 0, 0)
 
 
-def udp_limit(edns_size: int) -> int:
-    """The size our UDP answer must fit: 512 without EDNS, else the clamped size."""
+def udp_limit(edns_size: int, cap: int) -> int:
+    """The size a UDP reply must fit: 512 without EDNS (``edns_size`` < 0),
+    else the client's size, raised to 512 and capped at ``cap``
+    (``maxUDPPayload``, itself at least 512)."""
     if edns_size < 0:
         return MIN_UDP_PAYLOAD
-    return min(max(edns_size, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+    return min(max(edns_size, MIN_UDP_PAYLOAD), cap)
 
 
 def read_name(data: bytes, off: int) -> tuple[bytes, int]:

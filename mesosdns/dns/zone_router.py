@@ -90,7 +90,6 @@ class _Query:
         "limit",
         "lname",
         "opt",
-        "own_limit",
         "qtype",
         "question",
         "reply",
@@ -114,8 +113,9 @@ class _Query:
         self.lname = lname
         self.qtype = qtype
         self.host = host
-        self.limit = limit  # what a relayed reply must fit
-        self.own_limit = min(limit, wire.MAX_UDP_PAYLOAD)  # ... and our own answers
+        # what a reply must fit, relayed or our own: over UDP the client's
+        # EDNS size capped at maxUDPPayload (512 without EDNS)
+        self.limit = limit
         self.opt = opt
         self.zones = zones
         self.addr: Any = None  # UDP: the client's address
@@ -233,7 +233,6 @@ class ZoneRouter:
             return
         host = peer[0] if isinstance(peer, tuple) and peer else None
         q = _Query(data, question, lname, qtype, host, wire.MAX_MESSAGE, opt, zones)
-        q.own_limit = wire.MAX_MESSAGE
         q.reply = reply
         self._step(q, 0)
 
@@ -272,7 +271,7 @@ class ZoneRouter:
                 data[2],
                 data[3],
                 q.question,
-                q.own_limit,
+                q.limit,
                 q.opt,
                 ra=zones.ra,
                 set_tc=zones.set_tc,
