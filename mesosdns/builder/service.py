@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 BODY_INTERVAL = 1.0
 BODY_SHARE = 0.1
 # a first version of more names than this is sent before its bodies are built
-INLINE_BODIES = 100_000
+INLINE_BODIES = 5_000
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
