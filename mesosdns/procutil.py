@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import shutil
 import signal
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -28,6 +29,13 @@ def die_with_parent(parent: int) -> None:
         log.debug("PR_SET_PDEATHSIG unavailable")
     if os.getppid() != parent:
         os._exit(0)
+
+
+def orphaned(parent: int, run_dir: str) -> None:
+    """When the supervisor died without cleaning up (SIGKILL), its children
+    remove the run directory on their way out."""
+    if os.getppid() != parent:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def lower_priority(step: int) -> None:

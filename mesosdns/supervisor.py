@@ -65,6 +65,7 @@ class _Child:
     started: float = 0.0
     pause: float = RESTART_PAUSE
     restart_at: float | None = None
+    starts: int = 0
 
 
 @dataclass
@@ -114,9 +115,11 @@ class Supervisor:
         recv, send = _fork.Pipe(duplex=False)
         proc = _fork.Process(
             target=_exit_with, name=f"mesosdns {child.role}",
-            args=(worker.main, self.config, self.run_dir, child.index, port, os.getpid(), send),
+            args=(worker.main, self.config, self.run_dir, child.index, port, os.getpid(), send,
+                  child.starts > 0),
         )
         proc.start()
+        child.starts += 1
         send.close()
         child.proc, child.started = proc, time.monotonic()
         deadline = time.monotonic() + START_TIMEOUT

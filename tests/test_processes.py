@@ -16,10 +16,10 @@ Every test ends by stopping (or killing) the supervisor and proving that no
 process it started remains (neither a child seen while it ran nor any
 member of its session) and that its run directory is gone.
 
-Three tests are strict xfails, for bugs found here: a replacement worker
-answers SERVFAIL before it has the records; the /metrics counters go down
-when a worker is replaced; the run directory is left when the supervisor is
-SIGKILLed.
+Three tests guard against faults found here: a replacement worker must not
+answer before it has the records; the /metrics counters must not go down
+when a worker is replaced; the run directory must go even when the
+supervisor is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -593,7 +593,7 @@ def test_worker_killed_is_replaced_and_the_other_keeps_answering(
         probe.stop()
     # worker 0 answered alone from the death until the replacement was forked:
     # every probe, and there were some. (A SERVFAIL after the fork is the new
-    # worker answering before it has the records: the xfail test below.)
+    # worker answering before it has the records: the test below.)
     forked = srv.started_at(new)
     assert killed_at < forked < replaced_at
     early = [(t, what) for t, what in probe.failures if t < forked]
@@ -619,10 +619,6 @@ def test_worker_killed_is_replaced_and_the_other_keeps_answering(
     assert "worker 1 (pid" in srv.stderr and "worker 1 is serving again" in srv.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a replacement worker binds the DNS port (joining the SO_REUSEPORT group, so it gets "
-    "its share of the queries) before it has any records: it answers SERVFAIL until the "
-    "builder sent it the whole version, while the other worker has the records"))
 def test_replacement_worker_takes_no_queries_before_it_has_the_records(
     launch: Callable[..., Supervised],
 ) -> None:
@@ -637,19 +633,21 @@ def test_replacement_worker_takes_no_queries_before_it_has_the_records(
     os.kill(roles.builder, signal.SIGSTOP)
     try:
         os.kill(victim, signal.SIGKILL)
-        srv.wait_roles(2, old={victim})
+        # the replacement is forked, but holds no DNS socket while it has no records
+        eventually(lambda: srv.roles().unknown, 5.0, "the replacement worker forked")
         answers = spread(srv, 100)
+        assert len(srv.roles().workers) == 1
     finally:
         os.kill(roles.builder, signal.SIGCONT)
-    srv.finish()
     bad = wrong(answers, NGINX)
     assert not bad, f"{len(bad)} of 100 wrong, e.g. {bad[:3]}"
+    # with the builder back, it gets the version and joins the port
+    srv.wait_roles(2, old={victim})
+    answers = spread(srv, 100)
+    assert not wrong(answers, NGINX), wrong(answers, NGINX)[:5]
+    srv.finish()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "/metrics counters go down when a worker is replaced: the new worker i overwrites "
-    "counters-<i>.json with its own counts from 0, so the sum served by worker 0 loses "
-    "what the dead worker had counted (a Prometheus counter must never decrease)"))
 def test_metrics_counters_do_not_decrease_when_a_worker_is_replaced(
     launch: Callable[..., Supervised],
 ) -> None:
@@ -705,10 +703,6 @@ def test_supervisor_killed_its_children_die(launch: Callable[..., Supervised]) -
         shutil.rmtree(run_dir, ignore_errors=True)  # nobody else removes it (see below)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the run directory /tmp/mesosdns-* is left behind when the supervisor is SIGKILLed: "
-    "only the supervisor removes it, and its children, which outlive it by a moment "
-    "(PDEATHSIG), do not"))
 def test_supervisor_killed_leaves_no_run_directory(launch: Callable[..., Supervised]) -> None:
     srv = launch(**from_file())
     srv.wait_ready()

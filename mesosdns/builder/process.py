@@ -21,7 +21,7 @@ import signal
 from mesosdns.builder.service import BuilderService
 from mesosdns.config import Config
 from mesosdns.errors import ConfigError
-from mesosdns.procutil import die_with_parent, lower_priority, run_loop
+from mesosdns.procutil import die_with_parent, lower_priority, orphaned, run_loop
 from mesosdns.store.channel import Publisher, socket_path
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,10 @@ NICE = 5
 def main(config: Config, run_dir: str, parent: int) -> int:
     die_with_parent(parent)
     lower_priority(NICE)
-    return run_loop(_run(config, run_dir))
+    try:
+        return run_loop(_run(config, run_dir))
+    finally:
+        orphaned(parent, run_dir)
 
 
 async def _run(config: Config, run_dir: str) -> int:

@@ -62,6 +62,14 @@ class CounterFiles:
     def __init__(self, run_dir: str, index: int) -> None:
         self.run_dir = run_dir
         self.path = os.path.join(run_dir, f"counters-{index}.json")
+        # what an earlier process in this place counted: a replacement goes
+        # on from there, so that the sum never goes down
+        self.base: dict[str, int] = {}
+        with (
+            contextlib.suppress(OSError, orjson.JSONDecodeError, AttributeError, ValueError),
+            open(self.path, "rb") as f,
+        ):
+            self.base = {k: int(v) for k, v in orjson.loads(f.read()).items()}
 
     def write(self, counters: Mapping[str, int]) -> None:
         tmp = self.path + ".tmp"
@@ -94,7 +102,12 @@ class _AllCounters:
         self.files = files
 
     def own(self) -> dict[str, int]:
-        return {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
+        """This process's counts (and its predecessor's in the same place)."""
+        mine = {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
+        if self.files is not None:
+            for k, v in self.files.base.items():
+                mine[k] = mine.get(k, 0) + v
+        return mine
 
     def as_dict(self) -> dict[str, int]:
         mine = self.own()
@@ -125,11 +138,15 @@ class ServingService:
     # with its frames)
     builder_counters: Callable[[], Mapping[str, Any]] | None = None
 
-    async def start(self, dns_port: int | None = None) -> None:
-        c = self.config
+    def __post_init__(self) -> None:
         self.replica.on_version = self._version
         self.replica.on_stats = self.stats_changed
+
+    async def start(self, dns_port: int | None = None) -> None:
+        c = self.config
         self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
+        if self.replica.ready:  # a version came before the server was made
+            self._version(self.replica, True)
         if c.dns_on:
             await self.dns.start()  # logs where it listens
         self.files = CounterFiles(self.run_dir, self.index) if self.run_dir else None

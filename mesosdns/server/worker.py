@@ -4,7 +4,9 @@ Started by `mesosdns.supervisor`. It binds the DNS port with SO_REUSEPORT
 beside the other serving processes, tells the supervisor where it listens,
 follows the builder's versions (`mesosdns.store.channel.Follower`), and
 writes its counters to the run directory every `COUNTERS_INTERVAL` for the
-process that serves ``/metrics``. It keeps answering from the last version
+process that serves ``/metrics``. A worker started in place of one that died
+listens only once it has the records (or after `FIRST_VERSION_WAIT`), so
+that it takes no queries it cannot answer. It keeps answering from the last version
 it has while the builder is away.
 """
 
@@ -19,30 +21,42 @@ from multiprocessing.connection import Connection
 
 from mesosdns.builder.process import reload_path
 from mesosdns.config import Config
-from mesosdns.procutil import die_with_parent, run_loop
+from mesosdns.procutil import die_with_parent, orphaned, run_loop
 from mesosdns.server.service import ServingService
 from mesosdns.store.channel import Follower, socket_path
 
 log = logging.getLogger(__name__)
 
 COUNTERS_INTERVAL = 1.0
+# a replacement waits this long at most for the records before it listens
+FIRST_VERSION_WAIT = 10.0
 
 
 def main(config: Config, run_dir: str, index: int, dns_port: int, parent: int,
-         report: Connection) -> int:
+         report: Connection, replacing: bool = False) -> int:
     die_with_parent(parent)
-    return run_loop(_run(config, run_dir, index, dns_port, report))
+    try:
+        return run_loop(_run(config, run_dir, index, dns_port, report, replacing))
+    finally:
+        orphaned(parent, run_dir)
 
 
 async def _run(config: Config, run_dir: str, index: int, dns_port: int,
-               report: Connection) -> int:
+               report: Connection, replacing: bool) -> int:
     service = ServingService(config, http=index == 0, run_dir=run_dir, index=index,
                              reuse_port=True)
+    follower = Follower(socket_path(run_dir), service.replica)
+    follower.start()
+    if replacing:
+        # joining the port's SO_REUSEPORT group gives this process its share
+        # of the queries at once: first get the records the others answer with
+        await _first_version(service, FIRST_VERSION_WAIT)
     try:
         await service.start(dns_port)
     except OSError as exc:
         log.error("cannot start: %s", exc)
         report.send(("failed", 1))
+        await follower.stop()
         return 1
     dns = service.dns
     report.send(("listening", dns.port if dns else 0, service.http_port))
@@ -52,8 +66,6 @@ async def _run(config: Config, run_dir: str, index: int, dns_port: int,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(service, run_dir))
-    follower = Follower(socket_path(run_dir), service.replica)
-    follower.start()
     counters = asyncio.create_task(_counters(service))
     try:
         await stop.wait()
@@ -63,6 +75,13 @@ async def _run(config: Config, run_dir: str, index: int, dns_port: int,
         await follower.stop()
         with contextlib.suppress(Exception):
             await service.stop()
+
+
+async def _first_version(service: ServingService, timeout: float) -> None:
+    """Until the replica holds a version (at most ``timeout`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not service.replica.ready and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def _counters(service: ServingService) -> None:
