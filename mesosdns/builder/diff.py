@@ -54,7 +54,23 @@ def apply_state(gen: IncrementalGenerator, state: State, params: GeneratorParams
             gen.put_framework(fw)
             changed += 1
         changed += _apply_tasks(gen, fid, fw.tasks)
+    _follow_order(gen, frameworks)
     return changed
+
+
+def _follow_order(gen: IncrementalGenerator, frameworks: dict[str, Framework]) -> None:
+    """Frameworks and tasks in the state's order, as a full build has them:
+    the enumeration lists them so, and gives a record two tasks share to
+    the first."""
+    if list(gen.frameworks) != list(frameworks):
+        gen.frameworks = {fid: gen.frameworks[fid] for fid in frameworks}
+    for fid, fw in frameworks.items():
+        known = gen.tasks.get(fid)
+        if known is None:
+            continue
+        ids = list(dict.fromkeys(t.id for t in fw.tasks))
+        if list(known) != ids:
+            gen.tasks[fid] = {tid: known[tid] for tid in ids}
 
 
 def _bare(fw: Framework) -> Framework:

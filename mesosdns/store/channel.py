@@ -201,6 +201,8 @@ class Follower:
                     logged = True
             except (ReplicaError, ValueError) as exc:
                 log.error("builder frames out of step (%s); starting over", exc)
+            except Exception:  # a bug must not leave this server on a stale version
+                log.exception("applying the builder's frames failed; starting over")
             finally:
                 writer.close()
 

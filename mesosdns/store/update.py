@@ -142,7 +142,10 @@ def stats_frame(stats: dict[str, Any]) -> bytes:
 
 def read(body: bytes) -> tuple[Any, ...]:
     """One frame's message (a tuple whose first item names its kind)."""
-    msg = pickle.loads(body)
+    try:
+        msg = pickle.loads(body)
+    except Exception as exc:  # whatever unpickling bytes that are not ours raises
+        raise ValueError(f"not a frame: {exc!r}") from None
     if not isinstance(msg, tuple) or not msg:
         raise ValueError("not a frame")
     return msg
