@@ -22,6 +22,7 @@ from mesosdns.builder.diff import apply_state, compatible
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.gcpause import gc_paused
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
@@ -88,10 +89,11 @@ class Engine:
         thread); `install` makes it current."""
         gen = IncrementalGenerator.from_state(state, params, orphans)
         # the serving processes answer from their replicas: no hot view here
-        live = LiveAnswers(
-            gen.record_set(), compilers.settings, serial, self.rng,
-            defer_targets=self.defer_targets, serve=False,
-        )
+        with gc_paused():
+            live = LiveAnswers(
+                gen.record_set(), compilers.settings, serial, self.rng,
+                defer_targets=self.defer_targets, serve=False,
+            )
         zones = None
         if compilers.zones is not None:
             zones = compilers.zones(

@@ -43,6 +43,7 @@ BODY_INTERVAL = 1.0
 BODY_SHARE = 0.1
 # a first version of more names than this is sent before its bodies are built
 INLINE_BODIES = 5_000
+FIRST_BODIES_DELAY = 5.0
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
@@ -226,10 +227,11 @@ class BuilderService:
             if self._names() <= INLINE_BODIES:
                 update.bodies = self.bodies = self._bodies()
                 self._bodies_at = time.monotonic()
-            else:  # a large cluster: answering first, the bodies in the background
+            else:  # a large cluster: answering first, the bodies a little later
+                # (built at once, they would slow the version's way to the servers)
                 self.bodies = {}
                 update.bodies = {}
-                self._bodies_at = 0.0
+                self._bodies_at = time.monotonic() + FIRST_BODIES_DELAY - BODY_INTERVAL
                 self._bodies_soon()
         elif update.a or update.aaaa or update.srv:
             self._bodies_soon()

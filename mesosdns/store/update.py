@@ -29,6 +29,7 @@ from typing import Any
 from mesosdns.dns.answers import Entry, TableInfo
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import SRVTarget
 
 # items (entries, names, record values) per frame of a full update: a frame
@@ -143,7 +144,8 @@ def stats_frame(stats: dict[str, Any]) -> bytes:
 def read(body: bytes) -> tuple[Any, ...]:
     """One frame's message (a tuple whose first item names its kind)."""
     try:
-        msg = pickle.loads(body)
+        with gc_paused():  # thousands of acyclic objects per frame
+            msg = pickle.loads(body)
     except Exception as exc:  # whatever unpickling bytes that are not ours raises
         raise ValueError(f"not a frame: {exc!r}") from None
     if not isinstance(msg, tuple) or not msg:
