@@ -684,6 +684,12 @@ class _Glue:
     aaaa_rdata: bytes
     failed: bool  # the first A/AAAA value is not an address
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a dataclass's own pickling looks its fields up for every object;
+        # an entry sent to the servers carries one of these per SRV target
+        return _Glue, (self.host, self.twire, self.lower, self.srv_prefix, self.a_rdata,
+                       self.aaaa_rdata, self.failed)
+
 
 def _glue_section(qsec: bytes, ans: Sequence[bytes], glue: Sequence[_Glue]) -> tuple[bytes, int]:
     """Additional records for the SRV targets, owners pointing at the targets."""
