@@ -1,8 +1,8 @@
 """The composition in one process: the builder and a server side by side.
 
 `App` wires a `BuilderService` to a `ServingService` through a replica in the
-same process; `serve` runs it until SIGTERM or SIGINT. The command line runs
-the same parts as separate processes (`mesosdns.supervisor`). SIGHUP
+same process (the tests use it). The command line runs the same parts as
+separate processes (`mesosdns.supervisor`). SIGHUP
 re-reads the config file (`reloaded`): the settings that only shape the
 records (masters, IPSources, enforceRFC952, refreshSeconds,
 stateTimeoutSeconds, ttl, SOA fields, SRV weight, zones) take effect at a
@@ -12,15 +12,13 @@ refresh that starts at once; the others are reported as needing a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from mesosdns import __version__
 from mesosdns.builder.service import HOT_FIELDS, BuilderService
 from mesosdns.config import Config, config_key, load_config
 from mesosdns.errors import ConfigError
@@ -29,10 +27,10 @@ from mesosdns.store.update import Update, frames
 
 log = logging.getLogger(__name__)
 
-__all__ = ["App", "reloaded", "run", "serve"]
+__all__ = ["App", "reloaded", "run"]
 
 
-def local_sink(service: ServingService) -> Any:
+def local_sink(service: ServingService) -> Callable[[Update], None]:
     """Hands each version to a replica in this process, through the same
     frames the builder process sends (so both paths are one)."""
 
@@ -177,26 +175,6 @@ def log_config_summary(config: Config) -> None:
         if key == "SOASerial":
             continue
         log.info("   - %s: %s", key, orjson.dumps(value).decode())
-
-
-async def serve(config: Config) -> int:
-    log_config_summary(config)
-    app = App(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, app.request_stop)
-    loop.add_signal_handler(signal.SIGHUP, app.reload)
-    try:
-        await app.start()
-        log.info("mesosdns %s started (domain %s)", __version__, config.domain)
-        await app.wait()
-        log.info("shutting down")
-    finally:
-        with contextlib.suppress(Exception):
-            await app.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-    return app.exit_code
 
 
 def run(config: Config, verbosity: int = 0) -> int:

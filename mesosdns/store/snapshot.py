@@ -1,9 +1,9 @@
-"""The snapshot store: the last good records, published by one assignment.
+"""The HTTP API's view of a version: the records, the serial, the bodies.
 
-A :class:`Snapshot` is everything derived from one successful refresh: the
-record set, the SOA serial, and (built once, on first use) the HTTP bodies
-that depend only on those. DNS and HTTP read ``store.current``; the poller
-replaces it. Nothing is served before the first snapshot.
+A :class:`Snapshot` is what a serving process's replica publishes for each
+version it applies: the record set, the SOA serial, and the large HTTP bodies
+the builder prebuilt for it (or, without a builder, built once on first
+use). The API reads ``store.current``; nothing is served before the first.
 """
 
 from __future__ import annotations
@@ -59,10 +59,3 @@ class SnapshotStore:
         self.current = snapshot
         for listener in self._listeners:
             listener(snapshot)
-
-    def next_serial(self, now: float | None = None) -> int:
-        """Unix time, but never going backwards (clock steps, sub-second reloads)."""
-        serial = int(time.time() if now is None else now) & 0xFFFFFFFF
-        if self.current is not None and serial <= self.current.serial:
-            serial = (self.current.serial + 1) & 0xFFFFFFFF
-        return serial
