@@ -195,9 +195,11 @@ class Follower:
             try:
                 await self._read(reader)
             except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                # info, not a warning: at shutdown the builder goes first, and
+                # a builder that died is reported by the supervisor
                 if not logged and not self._closing:
-                    log.warning("builder connection lost; serving version %d until it is back",
-                                self.replica.version)
+                    log.info("builder connection lost; serving version %d until it is back",
+                             self.replica.version)
                     logged = True
             except (ReplicaError, ValueError) as exc:
                 log.error("builder frames out of step (%s); starting over", exc)
