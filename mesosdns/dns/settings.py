@@ -55,6 +55,20 @@ def _empty_zones() -> Mapping[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True, slots=True)
+class TSIGKey:
+    name: str  # lower case, one trailing dot
+    algorithm: str  # dnspython's name text, e.g. "hmac-sha256."
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferSettings:
+    allow: tuple[str, ...] = ()
+    notify: tuple[tuple[str, int], ...] = ()
+    tsig: TSIGKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DNSSettings:
     domain: str = "mesos"
     aliases: tuple[str, ...] = ()
@@ -79,6 +93,7 @@ class DNSSettings:
     max_udp_payload: int = 1232  # mesosdns.dns.wire.DEFAULT_UDP_PAYLOAD
     log_queries: bool = False
     allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
+    transfer: TransferSettings | None = None
 
 
 def fqdn(name: str) -> str:

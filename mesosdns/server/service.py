@@ -10,6 +10,7 @@ with its updates.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -27,6 +28,7 @@ from mesosdns.config import Config
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.server.api import API
+from mesosdns.server.notify import Notifier
 from mesosdns.store.replica import Replica
 from mesosdns.store.snapshot import SnapshotStore
 
@@ -97,13 +99,18 @@ class CounterFiles:
 class _AllCounters:
     """The DNS and operator-zone counters of every serving process."""
 
-    def __init__(self, dns: DNSServer, files: CounterFiles | None) -> None:
+    def __init__(self, dns: DNSServer, files: CounterFiles | None,
+                 notifier: Callable[[], Notifier | None] = lambda: None) -> None:
         self.dns = dns
         self.files = files
+        self.notifier = notifier
 
     def own(self) -> dict[str, int]:
         """This process's counts (and its predecessor's in the same place)."""
         mine = {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
+        notifier = self.notifier()
+        if notifier is not None:
+            mine.update(notifier.stats.as_dict())
         if self.files is not None:
             for k, v in self.files.base.items():
                 mine[k] = mine.get(k, 0) + v
@@ -137,6 +144,9 @@ class ServingService:
     # the builder's counters when it runs in this process (else they come
     # with its frames)
     builder_counters: Callable[[], Mapping[str, Any]] | None = None
+    # NOTIFY to the secondaries (the first serving process only)
+    notifier: Notifier | None = None
+    _notifier_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.replica.on_version = self._version
@@ -150,7 +160,8 @@ class ServingService:
         if c.dns_on:
             await self.dns.start()  # logs where it listens
         self.files = CounterFiles(self.run_dir, self.index) if self.run_dir else None
-        self.counters = _AllCounters(self.dns, self.files)
+        self.counters = _AllCounters(self.dns, self.files, lambda: self.notifier)
+        await self._start_notifier(c)
         if self.http and c.http_on:
             await self._start_http()
 
@@ -169,6 +180,27 @@ class ServingService:
         snap = replica.snapshot()
         if snap is not None:
             self.store.publish(snap)
+        if self.notifier is not None and replica.ready:
+            self.notifier.changed(replica.serial)
+
+    async def _start_notifier(self, config: Config) -> None:
+        """NOTIFY the ``zoneTransfer.notify`` targets of each new serial:
+        from the first serving process, once it serves the version."""
+        transfer = dns_settings(config).transfer
+        if self.index != 0 or not config.dns_on or transfer is None or not transfer.notify:
+            return
+        notifier = Notifier([config.domain + "."], transfer.notify, transfer.tsig,
+                            config.listener)
+        await notifier.start()
+        self.notifier = notifier
+        if self.replica.ready:
+            notifier.changed(self.replica.serial)
+
+    async def _restart_notifier(self, config: Config) -> None:
+        old, self.notifier = self.notifier, None
+        if old is not None:
+            await old.stop()
+        await self._start_notifier(config)
 
     def stats_changed(self, stats: Mapping[str, Any]) -> None:
         """The builder's counters (with each version, and now and then)."""
@@ -228,12 +260,19 @@ class ServingService:
                 self.files.write(self.counters.own())
 
     def apply(self, merged: Config) -> None:
-        """A reloaded config: /v1/config and /v1/axfr show what is in force."""
-        self.config = merged
+        """A reloaded config: /v1/config and /v1/axfr show what is in force;
+        NOTIFY goes to the new targets."""
+        old, self.config = self.config, merged
         if self.api is not None:
             self.api.config = merged
+        if self.dns is not None and dns_settings(old).transfer != dns_settings(merged).transfer:
+            self._notifier_task = asyncio.get_running_loop().create_task(
+                self._restart_notifier(merged))
 
     async def stop(self) -> None:
+        if self.notifier is not None:
+            await self.notifier.stop()
+            self.notifier = None
         if self.runner is not None:
             await self.runner.cleanup()
         if self.dns is not None:
