@@ -39,6 +39,7 @@ have_zookeeper() {
 missing_packages() {
     have_tool dig || echo bind9-dnsutils
     have_tool named || echo bind9
+    have_tool knotd || echo knot
     have_tool dnsperf || echo dnsperf
     have_zookeeper || echo zookeeper
 }
