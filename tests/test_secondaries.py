@@ -14,19 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dns.message
 import dns.opcode
 import dns.rcode
 import pytest
 from conftest import require_tool
-from secondaries import BindSecondary, Key, KnotSecondary, Secondary, free_port
+from secondaries import (
+    BindSecondary,
+    Key,
+    KnotSecondary,
+    Secondary,
+    addresses,
+    free_port,
+    soa_serial,
+)
+from test_e2e import DEMO, EXPECTED, renamed
+from test_processes import Supervised
 
 from mesosdns.dns.settings import TSIGKey
 from mesosdns.server.notify import Notifier
@@ -215,3 +229,136 @@ def test_an_unsigned_notify_without_a_key(
         assert "TSIG" not in s.log.split("received notify for zone 'mesos'")[1].splitlines()[0]
     finally:
         loop.run(n.stop())
+
+
+# --------------------------------------------------------------------------- end to end
+#
+# mesosdns (the supervisor, a builder and a worker) is the primary of BIND
+# and Knot: it serves the demo state from a file it re-reads every second,
+# with an SOA refresh of an hour, so that only its NOTIFYs can make the
+# secondaries look again; each change of the state must reach both within
+# seconds, by IXFR.
+
+
+@dataclass
+class Cluster:
+    mesos: Supervised
+    named: Secondary
+    knotd: Secondary
+    state_file: Path
+
+    @property
+    def secondaries(self) -> tuple[Secondary, Secondary]:
+        return self.named, self.knotd
+
+    def serial(self) -> int | None:
+        return soa_serial(self.mesos.dns_port, "mesos.")
+
+    def write_state(self, doc: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.state_file)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    for kind in KINDS:
+        require_tool(kind)
+    workdir = tmp_path_factory.mktemp("secondaries")
+    state_file = workdir / "state.json"
+    state_file.write_text(json.dumps(DEMO))
+    ports = {kind: free_port() for kind in KINDS}
+    mesos = Supervised(workdir, {
+        "stateFile": str(state_file),
+        "SOARefresh": 3600,
+        "zoneTransfer": {
+            "allow": ["127.0.0.1/32"],
+            "notify": [f"127.0.0.1:{p}" for p in ports.values()],
+            "tsig": KEY.config(),
+        },
+    })
+    started: list[Secondary] = []
+    try:
+        eventually(lambda: soa_serial(mesos.dns_port, "mesos."), 20, "mesosdns serving")
+        for kind, cls in KINDS.items():
+            s = cls(workdir, "mesos", mesos.dns_port, KEY)
+            s.start(ports[kind])
+            started.append(s)
+        named, knotd = started
+        yield Cluster(mesos, named, knotd, state_file)
+        for s in started:
+            assert s.proc.poll() is None, s.log[-3000:]
+        mesos.finish()  # and every process it started is gone
+        assert "Traceback" not in mesos.stderr, mesos.stderr[-4000:]
+    finally:
+        for s in started:
+            s.stop()
+            assert s.proc.poll() is not None
+        mesos.cleanup()
+
+
+def zone_rrsets(port: int, names: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    out = {}
+    for name, rtype in names:
+        got = addresses(port, name, rtype)
+        assert got is not None, f"no answer for {name} {rtype} from port {port}"
+        out[(name, rtype)] = got
+    return out
+
+
+def demo_names() -> list[tuple[str, str]]:
+    names = [(n, "A") for n in EXPECTED["A"] if n == n.lower()]
+    names += [(n, "SRV") for n in EXPECTED["SRV"] if n == n.lower()]
+    return [(n, t) for n, t in names if all(len(label) <= 63 for label in n.split("."))]
+
+
+def test_both_secondaries_load_the_zone_and_answer_as_mesosdns(cluster: Cluster) -> None:
+    serial = cluster.serial()
+    assert serial
+    for s in cluster.secondaries:
+        eventually(lambda s=s: s.serial() == serial, 20, f"{s.kind} has serial {serial}")
+    names = demo_names()
+    assert len(names) > 20
+    want = zone_rrsets(cluster.mesos.dns_port, names)
+    for s in cluster.secondaries:
+        assert zone_rrsets(s.port, names) == want, s.kind
+
+
+def transfers(s: Secondary) -> list[str]:
+    """The kinds of incoming transfers the secondary logged, in order."""
+    if s.kind == "knotd":
+        return re.findall(r"\] (AXFR|IXFR), incoming, remote [^,]+, (?:started|finished)", s.log)
+    return re.findall(r"transfer of 'mesos/IN' from [^:]+: (?:Transfer status: success|"
+                      r"(AXFR|IXFR))", s.log)
+
+
+@pytest.mark.parametrize("step", ["rename", "back"])
+def test_a_task_change_reaches_both_secondaries_by_notify_and_ixfr(
+    cluster: Cluster, step: str
+) -> None:
+    doc, gone, new = (
+        (renamed(DEMO, "redis", "valkey"), "redis.marathon.mesos.", "valkey.marathon.mesos.")
+        if step == "rename"
+        else (DEMO, "valkey.marathon.mesos.", "redis.marathon.mesos.")
+    )
+    before = cluster.serial()
+    logs = {s.kind: len(s.log) for s in cluster.secondaries}
+    cluster.write_state(doc)
+    ips = eventually(lambda: addresses(cluster.mesos.dns_port, new), 10, f"mesosdns answers {new}")
+    changed_at = time.monotonic()
+    serial = cluster.serial()
+    assert serial and before and serial > before
+    for s in cluster.secondaries:
+        eventually(lambda s=s: addresses(s.port, new) == ips, 10, f"{s.kind} answers {new}")
+        assert addresses(s.port, gone) == set(), f"{s.kind} still answers {gone}"
+        assert s.serial() == serial
+        assert time.monotonic() - changed_at < 10
+        # the change came as an incremental transfer, after a NOTIFY
+        fresh = s.log[logs[s.kind]:]
+        if s.kind == "knotd":
+            assert "notify, incoming" in fresh, fresh
+            assert "IXFR, incoming" in fresh and "AXFR, incoming" not in fresh, fresh
+        else:
+            assert "received notify for zone 'mesos': TSIG 'xfr-key'" in fresh, fresh
+            assert "Transfer status: success" in fresh, fresh
+            assert "IXFR" in fresh, fresh
