@@ -199,15 +199,15 @@ def decode_zone_transfer(value: Any, key: str) -> tuple[ZoneTransfer | None, lis
             continue
         subs[name] = (f"{key}.{sub}", item)
 
-    def sub(name: str) -> tuple[Any, str]:
+    def field_of(name: str) -> tuple[Any, str]:
         where, item = subs.get(name, (f"{key}.{name}", None))
         return item, where
 
-    allow = _allow(*sub("allow"), out)
-    notify = _notify(*sub("notify"), out)
-    tsig = _tsig(*sub("tsig"), out)
+    allow = _allow(*field_of("allow"), out)
+    notify = _notify(*field_of("notify"), out)
+    tsig = _tsig(*field_of("tsig"), out)
     if not allow and not out.problems:
-        out.warnings.append(f"{sub('allow')[1]}: empty: no source may transfer the zones")
+        out.warnings.append(f"{field_of('allow')[1]}: empty: no source may transfer the zones")
     if out.problems:
         return None, out.problems, out.warnings
     return ZoneTransfer(allow, notify, tsig), [], out.warnings
