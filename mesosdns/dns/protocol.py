@@ -444,6 +444,8 @@ class DNSServer:
         qtype = (rest[p] << 8) | rest[p + 1]
         if lname != name and _PLAIN_COUNTS + lname + rest[p:] in table.entries:
             return None  # a question in another case: the general path renders it
+        if self.transfers is not None and qtype in XFR_TYPES:
+            return None  # zoneTransfer: the general path answers it
         if qtype == wire.TYPE_DS:
             zone = None
         elif boundary and lname.endswith(self._domain) and not self._inner_zones:
