@@ -144,9 +144,9 @@ class Signer:
         if t.owner != self.owner or t.algorithm != self.algorithm:
             return BADKEY
         now = int(time.time()) if now is None else now
-        rdata = _rdata(self.key.algorithm, t.time_signed, t.fudge, t.mac, t.original_id,
-                       t.error, t.other)
-        try:
+        try:  # (dnspython checks the fields too: an error code over 4095 is refused)
+            rdata = _rdata(self.key.algorithm, t.time_signed, t.fudge, t.mac, t.original_id,
+                           t.error, t.other)
             _tsig.validate(data, self.key, self.key.name, rdata, now, b"", t.start)
         except dns.tsig.BadTime:
             return BADTIME
