@@ -41,6 +41,7 @@ KIND_A = 0
 KIND_AAAA = 1
 KIND_SRV = 2
 KIND_TYPES = (wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_SRV)
+_SRV_FIXED = struct.Struct(">HHH").pack  # priority, weight, port
 
 
 class ZoneRules:
@@ -65,18 +66,28 @@ class ZoneRules:
             name = renamed
         return zone_owner(name, self.apex, self.forwarded)
 
-    def rdatas(self, kind: int, values: Iterable[str] | Iterable[SRVTarget]) -> list[bytes]:
-        """The distinct rdatas of a name's values of one kind, in order."""
+    def rdatas(
+        self,
+        kind: int,
+        values: Iterable[str] | Iterable[SRVTarget],
+        targets: dict[str, bytes | None] | None = None,
+    ) -> list[bytes]:
+        """The distinct rdatas of a name's values of one kind, in order.
+        ``targets``: SRV targets' wire forms already made (filled in here)."""
         out: dict[bytes, None] = {}
         if kind == KIND_SRV:
             ren = self.renamer
             weight = self.weight
+            if targets is None:
+                targets = {}
             for t in values:
                 assert isinstance(t, SRVTarget)
-                host = t.host if ren is None else ren.rename_or_keep(t.host)
-                twire = wire.text_to_wire(host)
+                twire = targets.get(t.host, b"")
+                if twire == b"":
+                    host = t.host if ren is None else ren.rename_or_keep(t.host)
+                    twire = targets[t.host] = wire.text_to_wire(host)
                 if twire is not None:
-                    out[struct.pack(">HHH", 0, weight, t.port & 0xFFFF) + twire] = None
+                    out[_SRV_FIXED(0, weight, t.port & 0xFFFF) + twire] = None
             return list(out)
         pack = pack_v4 if kind == KIND_A else pack_v6
         for value in values:
@@ -133,15 +144,18 @@ def zone_names(rules: ZoneRules, maps: Maps) -> Iterator[tuple[bytes, list[tuple
     names.update(dict.fromkeys(aaaa_map))
     names.update(dict.fromkeys(srv_map))
     rdatas = rules.rdatas
+    owner_of = rules.owner
+    targets: dict[str, bytes | None] = {}  # a task is the target of several SRV names
+    kinds = ((KIND_A, wire.TYPE_A, a_map), (KIND_AAAA, wire.TYPE_AAAA, aaaa_map),
+             (KIND_SRV, wire.TYPE_SRV, srv_map))
     for name in names:
-        owner = rules.owner(name)
+        owner = owner_of(name)
         if owner is None:
             continue
         rrs: list[tuple[int, bytes]] = []
-        for kind, m in ((KIND_A, a_map), (KIND_AAAA, aaaa_map), (KIND_SRV, srv_map)):
+        for kind, rtype, m in kinds:
             values = m.get(name)
             if values:
-                rtype = KIND_TYPES[kind]
-                rrs.extend((rtype, r) for r in rdatas(kind, values))
+                rrs.extend([(rtype, r) for r in rdatas(kind, values, targets)])
         if rrs:
             yield owner, rrs
