@@ -91,6 +91,7 @@ ORIGINAL_DEFAULTS = [
     ("zones", ()),
     ("state_source", "poll"),
     ("log_queries", False),
+    ("zone_transfer", None),
     ("max_tcp_connections", 1000),
     ("tcp_idle_timeout", 10.0),
     ("max_inflight_forwards", 1000),
@@ -814,6 +815,7 @@ EXTENSION_NAMES = [
     "reversePTR",
     "omitUnhealthy",
     "workers",
+    "zoneTransfer",
 ]
 
 

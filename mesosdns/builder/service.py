@@ -21,7 +21,7 @@ from mesosdns.builder.poll import Poller, Source
 from mesosdns.builder.stream import StreamPoller
 from mesosdns.config import Config
 from mesosdns.dns.aliases import alias_domains
-from mesosdns.dns.settings import DNSSettings
+from mesosdns.dns.settings import DNSSettings, TransferSettings, TSIGKey
 from mesosdns.errors import ConfigError
 from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
@@ -80,7 +80,17 @@ def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
         max_udp_payload=config.max_udp_payload,
         log_queries=config.log_queries,
         allow_recursion=config.allow_recursion,
+        transfer=transfer_settings(config),
     )
+
+
+def transfer_settings(config: Config) -> TransferSettings | None:
+    """``zoneTransfer`` as the DNS server's settings (None: transfers off)."""
+    zt = config.zone_transfer
+    if zt is None:
+        return None
+    key = None if zt.tsig is None else TSIGKey(zt.tsig.name, zt.tsig.algorithm, zt.tsig.secret)
+    return TransferSettings(allow=zt.allow, notify=zt.notify, tsig=key)
 
 
 def compilers(config: Config) -> Compilers:

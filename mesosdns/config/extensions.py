@@ -1,4 +1,5 @@
-"""Checks of our extension keys: ``allowRecursion``, ``stateFile`` and operator ``zones``.
+"""Checks of our extension keys: ``allowRecursion``, ``zoneTransfer``, ``stateFile`` and
+operator ``zones``.
 
 Also the cluster's own domains (the domain, ``<domain>.<clusterID>.dcos.directory``
 and ``domainAliases``), which the operator zones must not shadow.
@@ -12,6 +13,7 @@ import os
 from mesosdns.config.checks import _get
 from mesosdns.config.decode import _Decoded
 from mesosdns.config.model import Config
+from mesosdns.config.transfer import decode_zone_transfer
 from mesosdns.zones.model import load_zones  # operator zones
 
 
@@ -23,6 +25,14 @@ def _check_extensions(d: _Decoded, base_dir: str) -> None:
         except ValueError:
             d.problem("allow_recursion", f"item {i}: {text!r} is not a CIDR or an IP")
     d.values["allow_recursion"] = tuple(nets)
+    if "zone_transfer" in d.values:
+        value, problems, warnings = decode_zone_transfer(
+            d.values["zone_transfer"], d.key("zone_transfer")
+        )
+        d.values["zone_transfer"] = value
+        d.problems.extend(problems)
+        for warning in warnings:
+            d.warn(warning)
     state_file = _get(d, "state_file")
     if state_file:
         path = os.path.expanduser(state_file)

@@ -19,6 +19,7 @@ from mesosdns.config.addresses import (
     split_host_port,
     split_resolver,
 )
+from mesosdns.config.transfer import ZoneTransfer
 from mesosdns.config.view import REDACTED, _extension_view, _go_view
 
 DEFAULT_ALLOW_RECURSION: Final = (
@@ -107,6 +108,7 @@ class Config:
     reverse_ptr: bool = False
     omit_unhealthy: bool = False  # unhealthy tasks out of their shared names
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
+    zone_transfer: ZoneTransfer | None = None  # AXFR / IXFR / TSIG; None: off
 
     def __post_init__(self) -> None:
         fix = {

@@ -80,4 +80,5 @@ def _extension_view(c: Config) -> dict[str, object]:
         "reversePTR": c.reverse_ptr,
         "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,
+        "zoneTransfer": None if c.zone_transfer is None else c.zone_transfer.view(),
     }

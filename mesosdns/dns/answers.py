@@ -829,18 +829,12 @@ def _compile_zone(
     all_names: dict[str, None] = dict.fromkeys(a_map)
     all_names.update(dict.fromkeys(aaaa_map))
     all_names.update(dict.fromkeys(srv_map))
-    plain = wire.plain_key_wire
     for name in all_names:
-        wname = plain(name)
+        wname = zone_owner(name, zone, forwarded_zones)
         if wname is None:
             out.skipped += 1
-            if "\\" in name:
+            if "\\" in name:  # never a plain key: answered by the slow path
                 out.exotic = True
-            continue
-        if not wire.in_zone(wname, zone) or (
-            forwarded_zones and any(wire.in_zone(wname, z) for z in forwarded_zones)
-        ):
-            out.skipped += 1
             continue
         a_values = a_map.get(name)
         aaaa_values = aaaa_map.get(name)
@@ -855,6 +849,24 @@ def _compile_zone(
             hot.pop(HOT_PREFIX + wname + tail, None)
     out.entries = len(hot) - before
     return out
+
+
+def zone_owner(name: str, zone: bytes, forwarded: Sequence[bytes]) -> bytes | None:
+    """The wire owner of record-set key ``name`` in wire ``zone``, or None
+    when the zone does not hold it: a name no question can match (see
+    `wire.plain_key_wire`: upper case, escaped characters, ``.*``, labels over
+    63 or names over 255 octets), outside the zone, or under a zone that
+    ``zoneResolvers`` forwards (``forwarded``, see `_zones_inside`).
+
+    The compiler keeps exactly these names (`_compile_zone`), and so do the
+    zone transfers (`mesosdns.dns.zonedata`).
+    """
+    wname = wire.plain_key_wire(name)
+    if wname is None or not wire.in_zone(wname, zone):
+        return None
+    if forwarded and any(wire.in_zone(wname, z) for z in forwarded):
+        return None
+    return wname
 
 
 def _compile_name(

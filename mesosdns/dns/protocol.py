@@ -45,6 +45,8 @@ from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, ser
 from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.dns.signing import RequestTSIG
+from mesosdns.dns.xfr import XFR_TYPES, Transfers
 from mesosdns.dns.zone_router import ZoneRouter, ZoneStats  # operator zones
 
 log = logging.getLogger(__name__)
@@ -259,6 +261,17 @@ class DNSServer:
         self._udp_cap = cap
         self._opts = (wire.opt_rr(False, cap), wire.opt_rr(True, cap))
         self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion
+        # zoneTransfer: AXFR / IXFR and TSIG; None (the default): neither,
+        # and AXFR, IXFR and signed questions are answered as any other
+        self.transfers: Transfers | None = None
+        # with transfers on, the apex's SOA and NS questions get their record
+        # in the answer, as a secondary's refresh query expects (the original
+        # puts it in authority, which BIND reads as NODATA)
+        self._apex_answers = settings.transfer is not None
+        if settings.transfer is not None:
+            self.transfers = Transfers(
+                settings.transfer, RecursionACL(settings.transfer.allow).allows
+            )
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -333,6 +346,8 @@ class DNSServer:
             self._tcp = None
         self._forwarder.close()
         self._opzones.close()  # operator zones
+        if self.transfers is not None:
+            await self.transfers.close()
 
     # -- UDP ------------------------------------------------------------
 
@@ -429,6 +444,8 @@ class DNSServer:
         qtype = (rest[p] << 8) | rest[p + 1]
         if lname != name and _PLAIN_COUNTS + lname + rest[p:] in table.entries:
             return None  # a question in another case: the general path renders it
+        if self.transfers is not None and qtype in XFR_TYPES:
+            return None  # zoneTransfer: the general path answers it
         if qtype == wire.TYPE_DS:
             zone = None
         elif boundary and lname.endswith(self._domain) and not self._inner_zones:
@@ -484,7 +501,9 @@ class DNSServer:
             stats.mesos_requests -= 1
             return None
         stats.mesos_success += 1
-        if table.alias_zone and qtype != wire.TYPE_SRV:
+        if (table.alias_zone or (self._apex_answers and lname == table.domain)) and (
+            qtype != wire.TYPE_SRV
+        ):
             return self._soa_ns(table, data, question, lname, qtype, opt)
         if qtype == wire.TYPE_SRV:
             counts = _COUNTS_OPT if opt else _COUNTS_EMPTY
@@ -593,6 +612,8 @@ class DNSServer:
         if query is wire.ParseStatus.NOQUESTION:
             return wire.error_reply(data, wire.RCODE_SERVFAIL, None)
         assert isinstance(query, wire.Query)
+        if self.transfers is not None and (query.tsig_at != -1 or query.qtype in XFR_TYPES):
+            return self._transfer_or_signed(data, query, addr, conn)
         if self.settings.log_queries:
             log.debug(
                 "query %s type %d class %d from %s over %s",
@@ -630,18 +651,63 @@ class DNSServer:
             return None
         return self._answer(table, zone, query, lname, conn is None)
 
+    # -- zoneTransfer: AXFR, IXFR, TSIG ---------------------------------
+
+    def _transfer_or_signed(
+        self, data: bytes, query: wire.Query, addr: Any, conn: _TCPConnection | None
+    ) -> bytes | None:
+        """A transfer request, or a question signed with TSIG (transfers on)."""
+        transfers = self.transfers
+        assert transfers is not None
+        if query.tsig_at == -2:  # a TSIG record that is not the last one
+            return wire.formerr_reply(data)
+        t: RequestTSIG | None = None
+        if query.tsig_at >= 0:
+            got = transfers.verify(data, query)
+            if isinstance(got, bytes):
+                return got
+            t = got
+        if query.qtype in XFR_TYPES:
+            source = addr if conn is None else conn.peer
+            return transfers.request(self._table, data, query, t, source, conn)
+        return transfers.sign(self._signed_answer(data, query, conn, transfers.room), t)
+
+    def _signed_answer(
+        self, data: bytes, query: wire.Query, conn: _TCPConnection | None, room: int
+    ) -> bytes:
+        """The reply to a verified signed question, before it is signed: as
+        any in-domain answer, leaving ``room`` for the TSIG record in a UDP
+        reply; questions outside the cluster's zones are REFUSED (a signed
+        reply from an upstream or an operator zone's forwarder is not ours to
+        sign)."""
+        table = self._table
+        if table is None:
+            return servfail(data, query.question)
+        lname = query.qname.lower()
+        zone = None if query.qtype == wire.TYPE_DS else self._zone(table, lname)
+        if zone is None:
+            return refused(data, query.question)
+        return self._answer(table, zone, query, lname, conn is None, room)
+
     def _answer(
-        self, table: AnswerTable, zone: AnswerTable, query: wire.Query, lname: bytes, udp: bool
+        self,
+        table: AnswerTable,
+        zone: AnswerTable,
+        query: wire.Query,
+        lname: bytes,
+        udp: bool,
+        room: int = 0,
     ) -> bytes:
         """The reply to an in-domain query; ``zone`` is the question's zone
-        (``table`` or an alias's zone view), ``table`` holds every entry."""
+        (``table`` or an alias's zone view), ``table`` holds every entry.
+        ``room``: octets a UDP reply must leave free (for a TSIG record)."""
         stats = self.stats
         edns = query.edns_size >= 0
         if edns and query.edns_version != 0:
             stats.mesos_requests += 1
             return badvers(table, query, self._udp_cap)
         opt = self._opts[query.edns_do] if edns else b""
-        limit = wire.udp_limit(query.edns_size, self._udp_cap) if udp else wire.MAX_MESSAGE
+        limit = wire.udp_limit(query.edns_size, self._udp_cap) - room if udp else wire.MAX_MESSAGE
         qtype = query.qtype
         e = table.entries.get(_PLAIN_COUNTS + lname + struct.pack(">H", qtype) + _IN)
         if e is not None:
@@ -651,10 +717,17 @@ class DNSServer:
             return table.render(
                 e, self._ctr, query.ident, query.b2, query.b3, query.question, limit, opt
             )
-        if zone.alias_zone and (
-            qtype == wire.TYPE_SOA
-            or qtype == wire.TYPE_NS
-            or (qtype == wire.TYPE_ANY and self._bare_apex(zone, lname))
+        if (
+            zone.alias_zone
+            and (
+                qtype == wire.TYPE_SOA
+                or qtype == wire.TYPE_NS
+                or (qtype == wire.TYPE_ANY and self._bare_apex(zone, lname))
+            )
+        ) or (
+            self._apex_answers
+            and lname == zone.domain
+            and (qtype == wire.TYPE_SOA or qtype == wire.TYPE_NS)
         ):
             stats.mesos_requests += 1
             stats.mesos_success += 1
@@ -738,6 +811,7 @@ class _TCPConnection(asyncio.Protocol):
         self.paused = False
         self.pending = 0  # forwarded queries not answered yet
         self.peer: Any = None  # the client's address (allowRecursion)
+        self.waiter: asyncio.Future[None] | None = None  # a zone transfer waiting to write
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transports are not asyncio.Transport subclasses
@@ -822,6 +896,24 @@ class _TCPConnection(asyncio.Protocol):
         if self.transport is not None and self.paused:
             self.paused = False
             self.transport.resume_reading()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def closed(self) -> bool:
+        """Gone, or closing (a zone transfer stops writing)."""
+        return self.transport is None or self.transport.is_closing()
+
+    async def writable(self) -> None:
+        """Return once the transport takes more (at once unless it asked to
+        pause writing, TCP flow control), or the connection is gone."""
+        while self.paused and not self.closed():
+            if self.waiter is None:
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
 
     def close(self) -> None:
         if self.transport is not None:
@@ -833,6 +925,7 @@ class _TCPConnection(asyncio.Protocol):
             self.idle.cancel()
             self.idle = None
         self.transport = None
+        self._wake()
 
 
 __all__ = ["DNSServer", "DNSStats", "Upstream"]

@@ -27,6 +27,9 @@ depends on nothing else. Field names follow the original's config keys:
 - ``allow_recursion``: CIDRs of the clients whose questions outside the
   cluster domain may be forwarded (``allowRecursion``); others get REFUSED.
   The default is the config's: loopback and the private ranges.
+- ``transfer``: zone transfers (``zoneTransfer``): AXFR / IXFR for the
+  sources in ``allow``, NOTIFY targets, the TSIG key; None turns them off
+  (AXFR and IXFR questions are then answered as any other question).
 """
 
 from __future__ import annotations
@@ -50,22 +53,35 @@ DEFAULT_ALLOW_RECURSION = (
 )
 
 
-def _empty_zones() -> Mapping[str, tuple[str, ...]]:
-    return MappingProxyType({})
-
-
 @dataclass(frozen=True, slots=True)
 class TSIGKey:
-    name: str  # lower case, one trailing dot
-    algorithm: str  # dnspython's name text, e.g. "hmac-sha256."
-    secret: bytes = field(repr=False)
+    """The TSIG key (RFC 8945) that signs transfers and signed queries."""
+
+    name: str  # lower case, one trailing dot ("xfr-key.")
+    algorithm: str  # dnspython's canonical name text, e.g. "hmac-sha256."
+    secret: bytes  # decoded from base64
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"TSIGKey(name={self.name!r}, algorithm={self.algorithm!r}, secret='******')"
 
 
 @dataclass(frozen=True, slots=True)
 class TransferSettings:
+    """Zone transfers (``zoneTransfer``).
+
+    ``allow``: normalised CIDRs of the sources that may transfer the zones;
+    ``notify``: (ip, port) of the secondaries to NOTIFY (port 53 when not
+    given); ``tsig``: when set, only requests signed with this key are served
+    and the replies are signed.
+    """
+
     allow: tuple[str, ...] = ()
     notify: tuple[tuple[str, int], ...] = ()
     tsig: TSIGKey | None = None
+
+
+def _empty_zones() -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,7 @@ class DNSSettings:
     max_udp_payload: int = 1232  # mesosdns.dns.wire.DEFAULT_UDP_PAYLOAD
     log_queries: bool = False
     allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
-    transfer: TransferSettings | None = None
+    transfer: TransferSettings | None = None  # zoneTransfer; None: off
 
 
 def fqdn(name: str) -> str:

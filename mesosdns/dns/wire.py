@@ -21,6 +21,7 @@ TYPE_AAAA = 28
 TYPE_SRV = 33
 TYPE_OPT = 41
 TYPE_DS = 43
+TYPE_TSIG = 250
 TYPE_ANY = 255
 CLASS_IN = 1
 
@@ -67,6 +68,9 @@ class Query:
     edns_size: int  # advertised UDP payload size, or -1 without EDNS
     edns_version: int
     edns_do: bool
+    # offset of a TSIG record that ends the message as the last additional
+    # record; -1: none; -2: a TSIG record elsewhere (RFC 8945: FORMERR)
+    tsig_at: int = -1
 
     @property
     def opcode(self) -> int:
@@ -195,6 +199,7 @@ def parse_query(data: bytes) -> Query | ParseStatus:
     off = HEADER_LEN
     first: tuple[bytes, int, int, bytes] | None = None
     edns_size, edns_version, edns_do, opts = -1, 0, False, 0
+    tsig_at = -1
     try:
         for _ in range(qdcount):
             if off >= n:
@@ -212,10 +217,13 @@ def parse_query(data: bytes) -> Query | ParseStatus:
                 )
                 first = (name, qtype, qclass, question)
         for section, count in enumerate(others):
-            for _ in range(count):
+            for i in range(count):
                 if off >= n:
                     break
                 rtype, fixed, end = _skip_rr(data, off)
+                if rtype == TYPE_TSIG:
+                    last = section == 2 and i == count - 1 and end == n and tsig_at == -1
+                    tsig_at = off if last else -2
                 if section == 2 and rtype == TYPE_OPT:
                     opts += 1
                     edns_size = (data[fixed + 2] << 8) | data[fixed + 3]
@@ -240,6 +248,7 @@ def parse_query(data: bytes) -> Query | ParseStatus:
         edns_size=edns_size,
         edns_version=edns_version,
         edns_do=edns_do,
+        tsig_at=tsig_at,
     )
 
 

@@ -155,6 +155,8 @@ class ServingService:
     async def start(self, dns_port: int | None = None) -> None:
         c = self.config
         self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
+        if self.dns.transfers is not None:  # IXFR reads the replica's journal
+            self.dns.transfers.journal = self.replica.journal
         if self.replica.ready:  # a version came before the server was made
             self._version(self.replica, True)
         if c.dns_on:

@@ -29,6 +29,7 @@ from mesosdns.dns.incremental import (
     set_zone_serial,
     zone_specs,
 )
+from mesosdns.dns.journal import Change, Journal
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.model import RecordSet, SRVTarget
@@ -74,6 +75,8 @@ class Replica:
         self.applied_at = 0.0  # monotonic time of the last version applied
         self._staged: _Staged | None = None  # a full update being received
         self._change: Update | None = None  # a large change being received
+        # recent versions' changes, for IXFR (noted while zone transfers are on)
+        self.journal = Journal()
 
     @property
     def ready(self) -> bool:
@@ -213,6 +216,7 @@ class Replica:
             rs, settings, head.serial, staged.entries, specs, staged.sets, info, staged.hot
         )
         self.settings, self.records, self.table, self.zones = settings, rs, table, zones
+        self.journal.reset(settings.transfer is not None)
         self.opzones = None if head.opzones is KEEP else head.opzones  # type: ignore[assignment]
         self._common(head)
         if self.on_version is not None:
@@ -226,9 +230,12 @@ class Replica:
             raise ReplicaError(f"update {u.version} without a full update before it")
         if u.version != self.version + 1:
             raise ReplicaError(f"update {u.version} does not follow version {self.version}")
-        for name in ("a", "aaaa", "srv"):
+        noted: list[Change] | None = [] if self.journal.enabled else None
+        for kind, name in enumerate(("a", "aaaa", "srv")):
             target: dict[str, Any] = getattr(rs, name)
             for key, values in getattr(u, name).items():
+                if noted is not None:  # the values about to be replaced, for IXFR
+                    noted.append((kind, key, target.get(key), values))
                 if values is None:
                     target.pop(key, None)
                 else:
@@ -255,6 +262,8 @@ class Replica:
             zone.table.exotic = exotic
         if u.info is not None:
             table.info = u.info
+        if noted is not None:
+            self.journal.add(self.serial, u.serial, noted)
         set_zone_serial(self.zones, u.serial)
         if u.skipped != rs.skipped:
             self.records = rs = RecordSet(
