@@ -34,7 +34,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT / "tests")]
 
 import refresh  # noqa: E402  (bench/refresh.py: the fake master, the state)
-from secondaries import (  # noqa: E402  (tests/secondaries.py: the servers)
+from secondary_servers import (  # noqa: E402  (tests/secondary_servers.py: the servers)
     BindSecondary,
     Key,
     KnotSecondary,

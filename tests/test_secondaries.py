@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dns.message
-import dns.query
 import dns.opcode
+import dns.query
 import dns.rcode
 import pytest
 from conftest import require_tool
-from secondaries import (
+from secondary_servers import (
     BindSecondary,
     Key,
     KnotSecondary,
