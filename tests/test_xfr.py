@@ -21,8 +21,11 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.zone
+import orjson
 import pytest
 from dns_support import SERIAL, ServerThread, compile_table, raw_tcp, record_set, settings
+from test_stream import cluster as stream_cluster
+from test_stream import task
 from xfr_support import (
     KEYNAME,
     KEYRING,
@@ -41,6 +44,7 @@ from mesosdns.dns.answers import compile_answers
 from mesosdns.dns.settings import TransferSettings
 from mesosdns.dns.xfr import MESSAGE_SIZE
 from mesosdns.records.model import RecordSet, SRVTarget
+from mesosdns.state.model import State, parse_state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -398,3 +402,83 @@ def test_without_zone_transfer_axfr_and_ixfr_are_answered_as_before(rdtype: str)
         assert r.answer == [] and r.authority[0].rdtype == dns.rdatatype.SOA
     finally:
         srv.close()
+
+
+# -- one version while the replica changes: the journal's news ------------------------
+
+
+def tasks_state(lo: int, hi: int, ip_base: str) -> State:
+    """A state with tasks app<lo> .. app<hi - 1> (see test_store)."""
+    doc = {**stream_cluster(), "leader": "master@10.0.0.11:5050"}
+    doc["frameworks"][0]["tasks"] = [
+        {**task(f"app{i}", ip=f"{ip_base}.{i // 250}.{i % 250 + 1}"), "id": f"app{i}.{i}"}
+        for i in range(lo, hi)
+    ]
+    return parse_state(orjson.dumps(doc))
+
+
+def test_a_stalled_transfer_shows_its_version_while_the_replica_changes_in_place() -> None:
+    """The builder's versions reach a real replica on the server's loop; a
+    transfer to a client that stopped reading is paused (TCP flow control)
+    while a version replaces, removes and adds hundreds of names in place:
+    what it sends after the change is still the version it started at."""
+    from mesosdns.builder.engine import Compilers, Engine
+    from mesosdns.records.generator import GeneratorParams
+    from mesosdns.store.replica import Replica
+    from mesosdns.store.update import frames
+
+    s = settings(transfer=TransferSettings(allow=("127.0.0.0/8",)))
+    compilers, params, engine, replica = Compilers(s), GeneratorParams(), Engine(), Replica()
+    built = engine.build(tasks_state(0, 3000, "10.1"), params, compilers,
+                         engine.next_serial(1e9))
+    for f in frames(engine.install(built, compilers, "test")):
+        replica.feed(f[4:])
+    srv = ServerThread(s, replica.table)
+    try:
+        srv.lt.call(lambda: setattr(srv.server.transfers, "journal", replica.journal))
+        before = zone_texts(transfer(srv.port, "mesos.", keyring=None, keyname=None))
+        s1 = srv.lt.call(lambda: replica.serial)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", srv.port))
+        wait(lambda: srv.lt.call(lambda: len(srv.server._conns)) == 1, 5.0, "the connection")
+        srv.lt.call(lambda: next(iter(srv.server._conns)).transport.get_extra_info(
+            "socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096))
+        data = dns.message.make_query("mesos.", "AXFR").to_wire()
+        sock.sendall(struct.pack(">H", len(data)) + data)
+        it = read_transfer(sock)
+        first = next(it)
+
+        def change() -> None:
+            # every address moves, 500 tasks go, 500 come
+            engine.apply_state(tasks_state(500, 3500, "10.2"), params)
+            update = engine.flush("test", defer=False)
+            assert update is not None and not update.full
+            for f in frames(update):
+                replica.feed(f[4:])
+
+        srv.lt.call(lambda: len(srv.server.transfers.tasks) == 1 or pytest.fail("no transfer"))
+        srv.lt.call(change)
+        assert srv.lt.call(lambda: replica.serial) != s1
+        rest = list(it)
+        sock.close()
+        assert len(rest) > 10  # most of it was written after the change
+        got = set()
+        for m in [first, *rest]:
+            msg = dns.message.from_wire(m, one_rr_per_rrset=True)
+            for rrset in msg.answer:
+                for rr in rrset:
+                    got.add(f"{rrset.name} {rrset.ttl} {dns.rdatatype.to_text(rrset.rdtype)} "
+                            f"{rr.to_text(origin=None, relativize=False)}")
+        assert got == before or _diff(got, before)
+        after = zone_texts(transfer(srv.port, "mesos.", keyring=None, keyname=None))
+        assert after != before and any(" A 10.2." in t for t in after)
+        assert not any(" A 10.1." in t for t in after if ".marathon." in t)
+        assert srv.lt.call(lambda: len(replica.journal.listeners)) == 0
+    finally:
+        srv.close()
+
+
+def _diff(got: set[str], want: set[str]) -> bool:
+    raise AssertionError(f"extra {sorted(got - want)[:5]}, missing {sorted(want - got)[:5]}")

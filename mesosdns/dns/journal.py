@@ -18,9 +18,9 @@ the whole zone.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 # at most this many versions are kept
 MAX_VERSIONS: Final = 1000
@@ -31,6 +31,13 @@ MAX_VALUES: Final = 500_000
 # kind (0: A, 1: AAAA, 2: SRV; see mesosdns.dns.zonedata), the name (a key of
 # the cluster domain's record set), its values before and after (None: none)
 Change = tuple[int, str, Sequence[object] | None, Sequence[object] | None]
+
+
+class Listener(Protocol):
+    """Told of every change before the journal keeps it (a transfer's view
+    of the version it started at, `mesosdns.dns.zonedata.VersionView`)."""
+
+    def note(self, changes: Iterable[tuple[int, str, Any, Any]]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -50,17 +57,25 @@ class Journal:
         self.enabled = False  # noted only while zone transfers are on
         self.versions: deque[Version] = deque()
         self.values = 0
+        # running transfers, told of each change to the maps they read
+        self.listeners: set[Listener] = set()
 
     def reset(self, enabled: bool) -> None:
-        """Forget every version (a full update); note the next ones if ``enabled``."""
+        """Forget every version (a full update); note the next ones if ``enabled``.
+
+        A full update replaces the maps (new objects): the transfers reading
+        the old ones need no more news of changes."""
         self.enabled = enabled
         self.versions.clear()
         self.values = 0
+        self.listeners.clear()
 
     def add(self, old: int, new: int, changes: list[Change]) -> None:
         """One version's changes (in the order they were applied)."""
         if not self.enabled:
             return
+        for listener in self.listeners:
+            listener.note(changes)
         if old == new:
             if changes:  # records changed under the same serial: IXFR cannot say it
                 self.reset(True)

@@ -39,7 +39,7 @@ from mesosdns.dns.answers import AnswerTable
 from mesosdns.dns.journal import Journal, Version
 from mesosdns.dns.settings import TransferSettings
 from mesosdns.dns.signing import BADTIME, RequestTSIG, Signer, error_reply, read_tsig
-from mesosdns.dns.zonedata import Maps, Record, ZoneRules, zone_names, zone_rules
+from mesosdns.dns.zonedata import Record, VersionView, ZoneRules, zone_names, zone_rules
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,32 @@ def pack_messages(
     question in the first message only."""
     heads = {t: struct.pack(">HHI", t, wire.CLASS_IN, ttl & 0xFFFFFFFF)
              for t in (wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_SRV, wire.TYPE_NS, wire.TYPE_SOA)}
-    first = True
     comp = wire.NameCompressor()
     if question:
         comp.remember(question[:-4], wire.HEADER_LEN)
     pos = wire.HEADER_LEN + len(question)
-    parts: list[bytes] = []
     pack_len = struct.Struct(">H").pack
+    try:
+        yield from _pack(ident, flags, question, records, heads, limit, comp, pos, pack_len)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()  # cut short: the records' snapshot stops listening
+
+
+def _pack(
+    ident: bytes,
+    flags: bytes,
+    question: bytes,
+    records: Iterable[Record],
+    heads: dict[int, bytes],
+    limit: int,
+    comp: wire.NameCompressor,
+    pos: int,
+    pack_len: Callable[[int], bytes],
+) -> Iterator[bytes]:
+    first = True
+    parts: list[bytes] = []
     for owner, rtype, rdata in records:
         for _ in range(2):
             o = comp.name(owner, pos)
@@ -166,27 +185,43 @@ def _message(ident: bytes, flags: bytes, question: bytes, parts: list[bytes]) ->
 
 
 class Snapshot:
-    """One version of one zone, taken at the start of a transfer."""
+    """One version of one zone, taken at the start of a transfer.
 
-    __slots__ = ("maps", "rules", "serial", "soa")
+    The replica changes its maps in place between callbacks: with its
+    journal, the snapshot reads them as they were at its start (the journal
+    tells it of each change, `VersionView`); without one (a server fed
+    tables by hand), it copies them.
+    """
 
-    def __init__(self, table: AnswerTable, rules: ZoneRules) -> None:
+    __slots__ = ("journal", "rules", "serial", "soa", "view")
+
+    def __init__(self, table: AnswerTable, rules: ZoneRules, journal: Journal | None) -> None:
         rs = table.rs
-        # copies: the replica changes its maps in place between callbacks
-        self.maps: Maps = (dict(rs.a), dict(rs.aaaa), dict(rs.srv))
+        watched = journal is not None and journal.enabled
+        self.view = VersionView((rs.a, rs.aaaa, rs.srv), copy=not watched)
+        self.journal = journal if watched else None
+        if self.journal is not None:
+            self.journal.listeners.add(self.view)
         self.serial = table.serial
         self.rules = rules
         self.soa = _split(rules.soa(self.serial), rules.apex)
 
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.listeners.discard(self.view)
+
     def axfr(self) -> Iterator[Record]:
         """SOA, NS, every name's records, SOA."""
         rules = self.rules
-        yield self.soa
-        yield _split(rules.ns(), rules.apex)
-        for owner, rrs in zone_names(rules, self.maps):
-            for rtype, rdata in rrs:
-                yield owner, rtype, rdata
-        yield self.soa
+        try:
+            yield self.soa
+            yield _split(rules.ns(), rules.apex)
+            for owner, rrs in zone_names(rules, self.view):
+                for rtype, rdata in rrs:
+                    yield owner, rtype, rdata
+            yield self.soa
+        finally:
+            self.close()
 
 
 def condensed(rules: ZoneRules, versions: list[Version]) -> tuple[set[Record], set[Record]]:
@@ -290,16 +325,15 @@ class Transfers:
             soa = _split(rules.soa(table.serial), rules.apex)
             msg = next(pack_messages(query.ident, flags, query.question, [soa], table.settings.ttl))
             return self.sign(msg, t)
-        snap = Snapshot(table, rules)
         records: Iterable[Record]
         if ixfr:
             serial = client_serial(data)
             if serial is None:
                 return wire.formerr_reply(data)
-            records = self._ixfr(snap, serial)
+            records = self._ixfr(table, rules, serial)
         else:
             stats.axfr += 1
-            records = snap.axfr()
+            records = Snapshot(table, rules, self.journal).axfr()
         messages = pack_messages(query.ident, flags, query.question, records, table.settings.ttl,
                                  MESSAGE_SIZE - self.room)
         task = asyncio.get_running_loop().create_task(self._send(conn, messages, t))
@@ -307,22 +341,26 @@ class Transfers:
         task.add_done_callback(self.tasks.discard)
         return None
 
-    def _ixfr(self, snap: Snapshot, serial: int) -> Iterable[Record]:
+    def _ixfr(self, table: AnswerTable, rules: ZoneRules, serial: int) -> Iterable[Record]:
+        """IXFR's records: condensed from the journal, the SOA alone, or the
+        whole zone."""
         stats = self.stats
-        if not serial_lt(serial, snap.serial):
+        current = table.serial
+        soa = _split(rules.soa(current), rules.apex)
+        if not serial_lt(serial, current):
             stats.ixfr += 1
-            return [snap.soa]  # current (or ahead): the SOA alone
+            return [soa]  # current (or ahead): the SOA alone
         journal = self.journal
         versions = None
-        if journal is not None and journal.latest == snap.serial:
+        if journal is not None and journal.latest == current:
             versions = journal.since(serial)
         if not versions:
             stats.ixfr_full += 1
-            return snap.axfr()
+            return Snapshot(table, rules, journal).axfr()
         stats.ixfr += 1
-        deleted, added = condensed(snap.rules, versions)
-        old = _split(snap.rules.soa(serial), snap.rules.apex)
-        return [snap.soa, old, *sorted(deleted), snap.soa, *sorted(added), snap.soa]
+        deleted, added = condensed(rules, versions)
+        old = _split(rules.soa(serial), rules.apex)
+        return [soa, old, *sorted(deleted), soa, *sorted(added), soa]
 
     async def _send(
         self, conn: Connection, messages: Iterator[bytes], t: RequestTSIG | None
@@ -334,7 +372,7 @@ class Transfers:
         ctx: Any = None
         mac = b"" if t is None else t.mac
         try:
-            for msg in messages:
+            for msg in messages:  # (the records are read as the messages are made)
                 if conn.closed():
                     return
                 if signer is not None and t is not None:
@@ -346,6 +384,9 @@ class Transfers:
             log.exception("zone transfer failed")
         finally:
             conn.pending -= 1
+            close = getattr(messages, "close", None)
+            if close is not None:
+                close()  # cut short: its records' snapshot stops listening
 
     async def close(self) -> None:
         """Stop the transfers under way."""

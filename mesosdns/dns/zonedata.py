@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import Renamer
@@ -133,29 +134,62 @@ Maps = tuple[
 ]
 
 
-def zone_names(rules: ZoneRules, maps: Maps) -> Iterator[tuple[bytes, list[tuple[int, bytes]]]]:
-    """Every name of the zone with its records: (owner, [(type, rdata), ...]).
+class VersionView:
+    """The record maps as they were when it was made, while they change in place.
 
-    ``maps`` must not change while this runs (take copies: the replica
-    updates its maps in place).
+    The replica changes its maps between two callbacks of the event loop;
+    copying them (hundreds of thousands of names) would hold the loop for
+    tens of milliseconds. So this keeps the list of their names and, for
+    each name changed since, its values of then (`note`, called by the
+    replica's journal with the values it is about to overwrite). With
+    ``copy``, the maps are copied instead (nothing tells it of changes).
     """
-    a_map, aaaa_map, srv_map = maps
-    names: dict[str, None] = dict.fromkeys(a_map)
-    names.update(dict.fromkeys(aaaa_map))
-    names.update(dict.fromkeys(srv_map))
+
+    __slots__ = ("keys", "live", "saved")
+
+    def __init__(self, maps: Maps, copy: bool = False) -> None:
+        self.live: Maps = (dict(maps[0]), dict(maps[1]), dict(maps[2])) if copy else maps
+        self.keys = (list(self.live[0]), list(self.live[1]), list(self.live[2]))
+        # kind -> name -> its values when the view was made (None: absent)
+        self.saved: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = ({}, {}, {})
+
+    def note(self, changes: Iterable[tuple[int, str, Any, Any]]) -> None:
+        """Values about to be replaced: (kind, name, old, new); the first kept."""
+        saved = self.saved
+        for kind, name, old, _ in changes:
+            saved[kind].setdefault(name, old)
+
+    def get(self, kind: int, name: str) -> Any:
+        s = self.saved[kind]
+        return s[name] if name in s else self.live[kind].get(name)
+
+    def present(self, kind: int, name: str) -> bool:
+        s = self.saved[kind]
+        return s[name] is not None if name in s else name in self.live[kind]
+
+
+def zone_names(
+    rules: ZoneRules, view: VersionView
+) -> Iterator[tuple[bytes, list[tuple[int, bytes]]]]:
+    """Every name of the zone with its records, (owner, [(type, rdata), ...]),
+    as they were when ``view`` was made."""
     rdatas = rules.rdatas
     owner_of = rules.owner
+    get, present = view.get, view.present
     targets: dict[str, bytes | None] = {}  # a task is the target of several SRV names
-    kinds = ((KIND_A, wire.TYPE_A, a_map), (KIND_AAAA, wire.TYPE_AAAA, aaaa_map),
-             (KIND_SRV, wire.TYPE_SRV, srv_map))
-    for name in names:
-        owner = owner_of(name)
-        if owner is None:
-            continue
-        rrs: list[tuple[int, bytes]] = []
-        for kind, rtype, m in kinds:
-            values = m.get(name)
-            if values:
-                rrs.extend([(rtype, r) for r in rdatas(kind, values, targets)])
-        if rrs:
-            yield owner, rrs
+    for first, keys in enumerate(view.keys):
+        for name in keys:
+            # a name is listed under the first of A, AAAA, SRV that has it
+            if (first > 0 and present(0, name)) or (first > 1 and present(1, name)):
+                continue
+            owner = owner_of(name)
+            if owner is None:
+                continue
+            rrs: list[tuple[int, bytes]] = []
+            for kind in range(first, 3):
+                values = get(kind, name)
+                if values:
+                    rtype = KIND_TYPES[kind]
+                    rrs.extend([(rtype, r) for r in rdatas(kind, values, targets)])
+            if rrs:
+                yield owner, rrs
