@@ -355,7 +355,9 @@ def test_a_client_that_stops_reading_holds_no_loop() -> None:
     control) while the server goes on answering; closing the connection ends
     it."""
     s = settings(transfer=TransferSettings(allow=("127.0.0.0/8",)), tcp_idle_timeout=30.0)
-    srv = ServerThread(s, compile_answers(big_record_set(20_000), s, SERIAL, random.Random(1)))
+    # a zone larger than the kernel's socket buffers can take (tcp_wmem's
+    # largest is 4 MiB by default)
+    srv = ServerThread(s, compile_answers(big_record_set(80_000), s, SERIAL, random.Random(1)))
     try:
         q = dns.message.make_query("mesos.", "AXFR")
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
