@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from mesosdns.config.jsonfold import fold as _fold
+from mesosdns.config.jsonfold import json_type as _json_type
 from mesosdns.config.model import AUTH_MECHANISMS, STATE_SOURCES, MesosCredentials
 from mesosdns.errors import ConfigError
 
@@ -27,16 +29,6 @@ class _Bad(Exception):
     """A value is of the wrong type or out of range (the message is the reason)."""
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _expect(value: object, kind: type | tuple[type, ...], what: str) -> None:
@@ -215,9 +207,6 @@ _CREDENTIALS_KEY: Final = "MesosCredentials"
 _OVERWRITTEN: Final = {"file": "File", "soaserial": "SOASerial"}
 
 
-def _fold(name: str) -> str:
-    """Go's case folding for ASCII field names (Kelvin sign and long s included)."""
-    return name.replace("\u212a", "k").replace("\u017f", "s").lower()
 
 
 _BY_FOLD: Final = {_fold(k.go): k for k in _KEYS}

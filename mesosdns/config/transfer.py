@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mesosdns.config.addresses import is_valid_domain, split_resolver
+from mesosdns.config.jsonfold import fold as _fold
+from mesosdns.config.jsonfold import json_type as _json_type
 from mesosdns.config.view import REDACTED
 
 # Accepted TSIG algorithms (RFC 8945 section 6), as written in the file
@@ -74,20 +76,8 @@ class ZoneTransfer:
         }
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
-def _fold(name: str) -> str:
-    return name.replace("\u212a", "k").replace("\u017f", "s").lower()
 
 
 class _Out:
