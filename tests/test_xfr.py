@@ -360,8 +360,14 @@ def test_a_client_that_stops_reading_holds_no_loop() -> None:
     srv = ServerThread(s, compile_answers(big_record_set(80_000), s, SERIAL, random.Random(1)))
     try:
         q = dns.message.make_query("mesos.", "AXFR")
-        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", srv.port))
+        # small kernel buffers on both ends: the zone cannot all fit in them
+        wait(lambda: srv.lt.call(lambda: len(srv.server._conns)) == 1, 5.0, "the connection")
+        srv.lt.call(lambda: next(iter(srv.server._conns)).transport.get_extra_info(
+            "socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096))
         data = q.to_wire()
         sock.sendall(struct.pack(">H", len(data)) + data)
         wait(lambda: srv.lt.call(lambda: len(srv.server.transfers.tasks)) == 1, 5.0,
