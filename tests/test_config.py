@@ -98,6 +98,7 @@ ORIGINAL_DEFAULTS = [
     ("reverse_ptr", False),
     ("omit_unhealthy", False),
     ("workers", 1),
+    ("rrl", None),
 ]
 
 
@@ -814,6 +815,7 @@ EXTENSION_NAMES = [
     "reversePTR",
     "omitUnhealthy",
     "workers",
+    "rrl",
 ]
 
 

@@ -109,6 +109,11 @@ def _object_list(value: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(item) for item in value)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    _expect(value, dict, "an object")
+    return dict(value)
+
+
 def _choice(options: tuple[str, ...]) -> Decoder:
     def decode(value: Any) -> str:
         text = _str(value)
@@ -203,6 +208,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("reversePTR", "reversePTR", "reverse_ptr", _bool),
     _Key("omitUnhealthy", "omitUnhealthy", "omit_unhealthy", _bool),
     _Key("workers", "workers", "workers", _workers),
+    _Key("rrl", "rrl", "rrl", _object),  # its sub-keys: mesosdns.config.rrl
 )
 _CREDENTIALS_KEY: Final = "MesosCredentials"
 # Keys the original decodes but then overwrites itself.

@@ -80,4 +80,11 @@ def _extension_view(c: Config) -> dict[str, object]:
         "reversePTR": c.reverse_ptr,
         "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,
+        "rrl": None if c.rrl is None else {
+            "responsesPerSecond": c.rrl.responses_per_second,
+            "slip": c.rrl.slip,
+            "window": c.rrl.window,
+            "ipv4PrefixLength": c.rrl.ipv4_prefix_length,
+            "ipv6PrefixLength": c.rrl.ipv6_prefix_length,
+        },
     }

@@ -44,6 +44,7 @@ from mesosdns.dns.answers import (
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
 from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
+from mesosdns.dns.rrl import OK, SLIP, RateLimiter, RRLTable, is_error, response_key, slipped
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.dns.zone_router import ZoneRouter, ZoneStats  # operator zones
 
@@ -74,6 +75,9 @@ class DNSStats:
     NXDOMAIN). NODATA counts as NXDOMAIN and SOA/NS/SRV misses as success,
     as in the original. ``dropped`` and ``errors`` are ours: packets not
     answered (responses, short packets, send failures) and internal errors.
+    ``rrl_dropped`` and ``rrl_slipped``: UDP responses that rate limiting
+    (``rrl``) dropped, and sent truncated (or, errors, as they are) instead;
+    shown only when ``rrl`` is on.
     """
 
     __slots__ = (
@@ -85,10 +89,13 @@ class DNSStats:
         "mesos_requests",
         "mesos_success",
         "recursion_refused",
+        "rrl",
+        "rrl_dropped",
+        "rrl_slipped",
         "tcp_connections",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, rrl: bool = False) -> None:
         self.mesos_requests = 0
         self.mesos_success = 0
         self.mesos_nxdomain = 0
@@ -98,10 +105,13 @@ class DNSStats:
         self.errors = 0
         self.tcp_connections = 0
         self.recursion_refused = 0  # allowRecursion
+        self.rrl = rrl  # response rate limiting on: its counters are shown
+        self.rrl_dropped = 0
+        self.rrl_slipped = 0
 
     def as_dict(self) -> dict[str, int]:
         f = self.forward
-        return {
+        counters = {
             "MesosRequests": self.mesos_requests,
             "MesosSuccess": self.mesos_success,
             "MesosNXDomain": self.mesos_nxdomain,
@@ -116,6 +126,10 @@ class DNSStats:
             "TCPConnections": self.tcp_connections,
             "RecursionRefused": self.recursion_refused,
         }
+        if self.rrl:
+            counters["RRLDropped"] = self.rrl_dropped
+            counters["RRLSlipped"] = self.rrl_slipped
+        return counters
 
 
 class _RateLimitedLog:
@@ -222,10 +236,11 @@ class DNSServer:
         rng: random.Random | None = None,
         forwarder: Forwarder | None = None,
         reuse_port: bool = False,
+        rrl_table: RRLTable | None = None,
     ) -> None:
         self.settings = settings
         self.reuse_port = reuse_port
-        self.stats = DNSStats()
+        self.stats = DNSStats(rrl=settings.rrl is not None)
         self._rng = rng or random.Random()
         self._forwarder = forwarder or Forwarder(settings, self.stats.forward)
         self._forwarder.stats = self.stats.forward
@@ -259,6 +274,14 @@ class DNSServer:
         self._udp_cap = cap
         self._opts = (wire.opt_rr(False, cap), wire.opt_rr(True, cap))
         self.recursion = RecursionACL(settings.allow_recursion)  # allowRecursion
+        # rrl: the accounts (in ``rrl_table``, shared by the serving
+        # processes, or a table of this server's own)
+        self._rrl = (
+            RateLimiter(settings.rrl, rrl_table) if settings.rrl is not None else None
+        )
+        self._rrl_now = 0
+        if self._rrl is not None:
+            self._opzones.answer_send = self._rrl_send
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -304,7 +327,9 @@ class DNSServer:
         self._tcp = await self._loop.create_server(lambda: _TCPConnection(self), sock=tcp)
         self._udp = udp
         self.udp_port = self.tcp_port = port
-        self._loop.add_reader(udp.fileno(), self._on_udp)
+        self._loop.add_reader(
+            udp.fileno(), self._on_udp if self._rrl is None else self._on_udp_rrl
+        )
         await self._forwarder.start([(host, port)])
         self._opzones.start([(host, port)])  # operator zones
         log.info("DNS listening on %s port %d (UDP and TCP)", host, port)
@@ -374,6 +399,102 @@ class DNSServer:
             stats = self.stats
             stats.mesos_requests += ok
             stats.mesos_success += ok
+
+    def _on_udp_rrl(self) -> None:
+        """`_on_udp` with response rate limiting (``rrl``): the same loop, each
+        reply debited to its account first (see `mesosdns.dns.rrl`); a
+        limited one is dropped or sent truncated. The clock is read once
+        per batch (accounts count whole seconds)."""
+        sock = self._udp
+        rl = self._rrl
+        if sock is None or rl is None:
+            return
+        recv = sock.recvfrom
+        send = sock.sendto
+        hot = self._hot
+        ctr = self._ctr
+        check = rl.check
+        prefixes = rl.prefixes
+        self._rrl_now = now = rl.now()
+        stats = self.stats
+        ok = 0
+        try:
+            for _ in range(UDP_BATCH):
+                try:
+                    data, addr = recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
+                key = data[4:]
+                v = hot.get(key)
+                if v is not None and data[2] < 0x80:
+                    ctr += 1
+                    ok += 1
+                    flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
+                    pfx = prefixes.get(addr[0])
+                    if pfx is None:
+                        pfx = rl.prefix(addr)
+                    verdict = check(pfx, key, now)
+                    if verdict == OK:
+                        send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                    elif verdict == SLIP:
+                        stats.rrl_slipped += 1
+                        send(data[:2] + bytes((flags[0] | 0x02, flags[1])) + key, addr)
+                    else:
+                        stats.rrl_dropped += 1
+                    continue
+                self._udp_other_rrl(data, addr)
+        except OSError:
+            self.stats.dropped += 1
+        except Exception:
+            self.stats.errors += 1
+            self._errlog.exception("error answering a UDP query")
+        finally:
+            self._ctr = ctr
+            stats.mesos_requests += ok
+            stats.mesos_success += ok
+
+    def _udp_other_rrl(self, data: bytes, addr: Any) -> None:
+        """`_udp_other`, the reply through the rate limiter."""
+        try:
+            reply = self._fast_negative(data, addr)
+            if reply is None:
+                reply = self._respond(data, addr, None)
+            if reply:
+                self._rrl_send(reply, addr)
+        except Exception:
+            self.stats.errors += 1
+            self._errlog.exception("error answering a UDP query")
+
+    def _rrl_send(self, reply: bytes, addr: Any) -> None:
+        """Send a UDP reply the server made, as its account allows."""
+        rl = self._rrl
+        if rl is None:
+            self._udp_send(reply, addr)
+            return
+        key = response_key(reply, self._rrl_zone)
+        verdict = rl.check(rl.prefix(addr), key, self._rrl_now or rl.now())
+        if verdict == OK:
+            self._udp_send(reply, addr)
+        elif verdict == SLIP:
+            self.stats.rrl_slipped += 1
+            # an error cannot be truncated: it is sent as it is ("leaked")
+            self._udp_send(reply if is_error(key) else slipped(reply), addr)
+        else:
+            self.stats.rrl_dropped += 1
+
+    def _rrl_zone(self, lname: bytes) -> bytes | None:
+        """The zone of an in-domain name (the domain or an alias), for the
+        NXDOMAIN account; None elsewhere (operator zones: their SOA owner)."""
+        if wire.in_zone(lname, self._domain):
+            return self._domain
+        table = self._table
+        if table is not None:
+            for view in table.aliases:
+                if wire.in_zone(lname, view.domain):
+                    return view.domain
+        return None
 
     def _udp_send(self, reply: bytes, addr: Any) -> None:
         sock = self._udp

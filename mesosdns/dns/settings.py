@@ -27,6 +27,8 @@ depends on nothing else. Field names follow the original's config keys:
 - ``allow_recursion``: CIDRs of the clients whose questions outside the
   cluster domain may be forwarded (``allowRecursion``); others get REFUSED.
   The default is the config's: loopback and the private ranges.
+- ``rrl``: response rate limiting on UDP (`RRLSettings`, see
+  `mesosdns.dns.rrl`); None (the default) turns it off.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ def _empty_zones() -> Mapping[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True, slots=True)
+class RRLSettings:
+    """Response rate limiting (``rrl``), as BIND's ``rate-limit``.
+
+    ``responses_per_second``: credit an account earns each second (and the
+    most it holds); ``window``: seconds of debt an account can run up (its
+    floor is ``-window * responses_per_second``); ``slip``: every ``slip``-th
+    limited response is sent as a truncated (TC) reply, 0 never, 1 always;
+    ``ipv4_prefix_length`` / ``ipv6_prefix_length``: how many bits of the
+    client's address make the client.
+    """
+
+    responses_per_second: int = 20
+    slip: int = 2
+    window: int = 15
+    ipv4_prefix_length: int = 24
+    ipv6_prefix_length: int = 56
+
+
+@dataclass(frozen=True, slots=True)
 class DNSSettings:
     domain: str = "mesos"
     aliases: tuple[str, ...] = ()
@@ -79,6 +100,7 @@ class DNSSettings:
     max_udp_payload: int = 1232  # mesosdns.dns.wire.DEFAULT_UDP_PAYLOAD
     log_queries: bool = False
     allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
+    rrl: RRLSettings | None = None
 
 
 def fqdn(name: str) -> str:

@@ -25,6 +25,7 @@ from aiohttp import web
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import Config
 from mesosdns.dns.protocol import DNSServer
+from mesosdns.dns.rrl import TABLE_FILE, RRLTable
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.server.api import API
 from mesosdns.store.replica import Replica
@@ -144,7 +145,14 @@ class ServingService:
 
     async def start(self, dns_port: int | None = None) -> None:
         c = self.config
-        self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
+        settings = dns_settings(c, dns_port)
+        # rrl: the serving processes account into one table in the run dir
+        table = (
+            RRLTable(path=os.path.join(self.run_dir, TABLE_FILE))
+            if settings.rrl is not None and self.run_dir
+            else None
+        )
+        self.dns = DNSServer(settings, reuse_port=self.reuse_port, rrl_table=table)
         if self.replica.ready:  # a version came before the server was made
             self._version(self.replica, True)
         if c.dns_on:
