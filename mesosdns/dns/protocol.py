@@ -44,7 +44,16 @@ from mesosdns.dns.answers import (
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
 from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
-from mesosdns.dns.rrl import OK, SLIP, RateLimiter, RRLTable, is_error, response_key, slipped
+from mesosdns.dns.rrl import (
+    ERROR_KEY,
+    OK,
+    SLIP,
+    RateLimiter,
+    RRLTable,
+    response_key,
+    slipped,
+    zone_key,
+)
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.dns.zone_router import ZoneRouter, ZoneStats  # operator zones
 
@@ -280,8 +289,12 @@ class DNSServer:
             RateLimiter(settings.rrl, rrl_table) if settings.rrl is not None else None
         )
         self._rrl_now = 0
+        self._rrl_domain_key = zone_key(self._domain)
         if self._rrl is not None:
             self._opzones.answer_send = self._rrl_send
+            rl = self._rrl
+            # what _on_udp_rrl takes in one step
+            self._rrl_parts = (rl, rl.check, rl.prefixes, rl.words, rl.mask, rl.prefix)
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -406,16 +419,15 @@ class DNSServer:
         limited one is dropped or sent truncated. The clock is read once
         per batch (accounts count whole seconds)."""
         sock = self._udp
-        rl = self._rrl
-        if sock is None or rl is None:
+        if sock is None:
             return
         recv = sock.recvfrom
         send = sock.sendto
         hot = self._hot
         ctr = self._ctr
-        check = rl.check
-        prefixes = rl.prefixes
-        self._rrl_now = now = rl.now()
+        rl, check, prefixes, words, mask, prefix = self._rrl_parts
+        self._rrl_now = now = int(rl.clock())
+        second = now & 0xFFFFFF  # rrl.SECOND_MASK
         stats = self.stats
         ok = 0
         try:
@@ -434,7 +446,18 @@ class DNSServer:
                     flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
                     pfx = prefixes.get(addr[0])
                     if pfx is None:
-                        pfx = rl.prefix(addr)
+                        pfx = prefix(addr)
+                    # the common case of RateLimiter.check inline: the account
+                    # has credit left in this second (rrl.ONE is 1 << 32; the
+                    # key's hash is cached by the look-up above)
+                    h = pfx ^ hash(key)
+                    i = (h & mask) << 1
+                    if words[i] == h:
+                        state = words[i + 1]
+                        if state & 0xFFFFFF == second and state >= 0x100000000:
+                            words[i + 1] = state - 0x100000000
+                            send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                            continue
                     verdict = check(pfx, key, now)
                     if verdict == OK:
                         send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
@@ -461,26 +484,49 @@ class DNSServer:
             reply = self._fast_negative(data, addr)
             if reply is None:
                 reply = self._respond(data, addr, None)
-            if reply:
+            if not reply:
+                return
+            if data[4:12] == _PLAIN_COUNTS and len(reply) > 12:
+                # a plain query: its question is the reply's (the key
+                # without walking the reply; see rrl.response_key)
+                rcode = reply[3] & 0x0F
+                if rcode == wire.RCODE_NOERROR:
+                    key = _PLAIN_COUNTS + data[12:-4].lower() + data[-4:]
+                elif rcode == wire.RCODE_NXDOMAIN:
+                    lname = data[12:-4].lower()
+                    if lname.endswith(self._domain):
+                        key = self._rrl_domain_key
+                    else:
+                        zone = self._rrl_zone(lname)
+                        key = zone_key(zone) if zone is not None else response_key(reply)
+                else:
+                    key = ERROR_KEY
+                self._rrl_send(reply, addr, key)
+            else:
                 self._rrl_send(reply, addr)
         except Exception:
             self.stats.errors += 1
             self._errlog.exception("error answering a UDP query")
 
-    def _rrl_send(self, reply: bytes, addr: Any) -> None:
-        """Send a UDP reply the server made, as its account allows."""
+    def _rrl_send(self, reply: bytes, addr: Any, key: bytes | None = None) -> None:
+        """Send a UDP reply the server made, as its account allows (``key``:
+        the reply's account, when the caller knows it)."""
         rl = self._rrl
         if rl is None:
             self._udp_send(reply, addr)
             return
-        key = response_key(reply, self._rrl_zone)
-        verdict = rl.check(rl.prefix(addr), key, self._rrl_now or rl.now())
+        if key is None:
+            key = response_key(reply, self._rrl_zone)
+        pfx = rl.prefixes.get(addr[0]) if isinstance(addr, tuple) and addr else None
+        if pfx is None:
+            pfx = rl.prefix(addr)
+        verdict = rl.check(pfx, key, self._rrl_now)
         if verdict == OK:
             self._udp_send(reply, addr)
         elif verdict == SLIP:
             self.stats.rrl_slipped += 1
             # an error cannot be truncated: it is sent as it is ("leaked")
-            self._udp_send(reply if is_error(key) else slipped(reply), addr)
+            self._udp_send(reply if key is ERROR_KEY else slipped(reply), addr)
         else:
             self.stats.rrl_dropped += 1
 

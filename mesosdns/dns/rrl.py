@@ -80,8 +80,16 @@ OK: Final = 0
 DROP: Final = 1
 SLIP: Final = 2
 
-TABLE_SLOTS: Final = 1 << 16  # buckets: 2 MiB of shared memory (32 bytes each)
-_WORDS: Final = 4  # int64 words per bucket: tag, balance, second, slip counter
+TABLE_SLOTS: Final = 1 << 16  # buckets: 1 MiB of shared memory (16 bytes each)
+# A bucket is two int64 words: the account's tag (its hash), and its state:
+# bits 0-23 the second it was last debited (modulo 2**24), bits 24-31 the
+# limited responses since the last slip, bits 32-63 the balance (signed).
+# One word for the state keeps the common case (credit left in the same
+# second) to two reads and one write.
+_WORDS: Final = 2
+SECOND_MASK: Final = 0xFFFFFF
+ONE: Final = 1 << 32  # one credit in the state word
+_MAX_DEBT: Final = (1 << 30) - 1  # the balance's floor fits its 32 bits
 TABLE_FILE: Final = "rrl.table"  # in the run directory
 # the key of the per-prefix error account (every other key is longer)
 ERROR_KEY: Final = b"E"
@@ -130,7 +138,11 @@ class RateLimiter:
     """The accounts of one server (see the module docstring).
 
     ``clock`` gives seconds (monotonic; tests inject their own); `check`
-    takes the second as an int, read by the caller once per batch.
+    takes the second as an int, read by the caller once per batch. The
+    caller may do the common case itself (`mesosdns.dns.protocol`'s hot
+    loop): a bucket whose tag is ``prefix ^ hash(key)``, whose second is
+    ``now & SECOND_MASK`` and whose state is at least ``ONE`` has credit:
+    subtract ``ONE`` and send. Everything else goes through `check`.
     """
 
     def __init__(
@@ -140,8 +152,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.rate = max(1, settings.responses_per_second)
-        self.floor = -settings.window * self.rate
+        self.rate = min(max(1, settings.responses_per_second), _MAX_DEBT)
+        self.floor = -min(settings.window * self.rate, _MAX_DEBT)
         self.slip = settings.slip
         self.v4_shift = 32 - settings.ipv4_prefix_length
         self.v6_shift = 128 - settings.ipv6_prefix_length
@@ -157,11 +169,14 @@ class RateLimiter:
     # -- the client --------------------------------------------------------
 
     def prefix(self, addr: Any) -> int:
-        """The client prefix of a socket address, as an int (cached per host)."""
+        """The client prefix of a socket address, as the int its accounts'
+        tags are made with (``prefix ^ hash(key)``; cached per host)."""
         host = addr[0] if isinstance(addr, tuple) and addr else None
         pfx = self.prefixes.get(host)
         if pfx is None:
-            pfx = self._prefix(host)
+            # a hash of the prefix: spreads neighbouring prefixes over the
+            # table, and is the same in every forked worker
+            pfx = hash((self._prefix(host), 0x5252))
             if len(self.prefixes) >= _MAX_CACHED_PREFIXES:
                 self.prefixes.clear()
             self.prefixes[host] = pfx
@@ -186,35 +201,42 @@ class RateLimiter:
 
     def check(self, pfx: int, key: bytes, now: int) -> int:
         """Debit the account (``pfx``, ``key``) at second ``now``: OK, DROP or SLIP."""
-        h = hash((pfx, key)) or 1  # 0 marks an empty bucket
+        h = pfx ^ hash(key)
         words = self.words
-        i = (h & self.mask) << 2
+        i = (h & self.mask) << 1
+        now &= SECOND_MASK
+        if words[i] == h:  # the common case: credit left in this second
+            state = words[i + 1]
+            if state & SECOND_MASK == now and state >= ONE:
+                words[i + 1] = state - ONE
+                return OK
+        rate = self.rate
         if words[i] != h:
             # a new account (or another's bucket): full credit, less this one
             words[i] = h
-            words[i + 1] = self.rate - 1
-            words[i + 2] = now
-            words[i + 3] = 0
+            words[i + 1] = (rate - 1) * ONE + now
             return OK
-        balance = words[i + 1]
-        last = words[i + 2]
-        if now != last:
-            if now > last:
-                balance = min(self.rate, balance + (now - last) * self.rate)
-            words[i + 2] = now
+        state = words[i + 1]
+        balance = state >> 32
+        slips = (state >> 24) & 0xFF
+        elapsed = (now - state) & SECOND_MASK
+        if elapsed:
+            balance = min(rate, balance + elapsed * rate)
         balance -= 1
         if balance >= 0:
-            words[i + 1] = balance
+            words[i + 1] = balance * ONE + (slips << 24) + now
             return OK
-        words[i + 1] = balance if balance > self.floor else self.floor
+        if balance < self.floor:
+            balance = self.floor
+        verdict = DROP
         slip = self.slip
         if slip:
-            n = words[i + 3] + 1
-            if n >= slip:
-                words[i + 3] = 0
-                return SLIP
-            words[i + 3] = n
-        return DROP
+            slips += 1
+            if slips >= slip:
+                slips = 0
+                verdict = SLIP
+        words[i + 1] = balance * ONE + (slips << 24) + now
+        return verdict
 
 
 # -- responses ------------------------------------------------------------
@@ -265,10 +287,6 @@ def response_key(reply: bytes, zone_of: Callable[[bytes], bytes | None] | None =
             owner = name
         return _NX + owner.lower()
     return _NX + name
-
-
-def is_error(key: bytes) -> bool:
-    return key is ERROR_KEY or key == ERROR_KEY
 
 
 def slipped(reply: bytes) -> bytes:
