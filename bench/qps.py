@@ -20,6 +20,14 @@ ratio.
     python bench/qps.py                        # everything, 10 s x 3 runs
     python bench/qps.py --duration 5 --runs 1 --scenarios A,SRV
     python bench/qps.py --serve --port 5353    # just the server (used internally)
+
+With ``--rrl``, a second server with response rate limiting on
+(``responsesPerSecond`` ``--rrl-rate``, by default so high that no client is
+over the limit: the cost of the accounting alone) runs the same A, SRV and
+NXDOMAIN scenarios, its runs alternating with the first's, and the report
+gives the ratio of the medians (target >= 0.9x):
+
+    python bench/qps.py --rrl --no-knot --scenarios A,SRV,NXDOMAIN
 """
 
 from __future__ import annotations
@@ -55,6 +63,11 @@ ORIGINAL = {"A": 52_000, "SRV": 32_000, "NXDOMAIN": 65_000, "forwarded": 16_000,
 TARGET_FACTOR = 1.5
 KNOT_FACTOR = 0.75
 FIXED_QPS = 5000
+RRL_SCENARIOS = ("A", "SRV", "NXDOMAIN")
+RRL_TARGET = 0.9
+# every NXDOMAIN of the benchmark shares one account (the zone's): above any
+# q/s this machine reaches, so that no query is limited
+RRL_RATE = 10_000_000
 # mix: share of each kind of query in the mixed data file
 MIX = (("A", 50), ("SRV", 25), ("NXDOMAIN", 15), ("forwarded", 10))
 FORWARD_ZONE = "example"
@@ -102,7 +115,7 @@ def serve(args: argparse.Namespace) -> None:
     """Run the mesosdns DNS server with the synthetic records until SIGTERM."""
     from mesosdns.dns.answers import compile_answers
     from mesosdns.dns.protocol import DNSServer
-    from mesosdns.dns.settings import DNSSettings
+    from mesosdns.dns.settings import DNSSettings, RRLSettings
 
     rs = build_records(args.tasks, args.agents)
     settings = DNSSettings(
@@ -110,6 +123,7 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         resolvers=(args.upstream,) if args.upstream else (),
         timeout=2.0,
+        rrl=RRLSettings(responses_per_second=args.rrl_rate) if args.rrl_rate else None,
     )
     started = time.perf_counter()
     table = compile_answers(rs, settings, int(time.time()))
@@ -342,6 +356,17 @@ def qps_of(out: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def completed_of(out: str) -> int:
+    m = re.search(r"Queries completed:\s+(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (from /proc)."""
+    rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lost_of(out: str) -> str:
     m = re.search(r"Queries lost:\s+(\d+ \([\d.]+%\))", out)
     return m.group(1) if m else "?"
@@ -369,33 +394,48 @@ class Result:
     runs: list[float]
     p99_ms: float
     lost: str
+    cpu_us: list[float] | None = None  # server CPU time per answered query, per run
 
     @property
     def median(self) -> float:
         return statistics.median(self.runs)
 
+    @property
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.cpu_us) if self.cpu_us else float("nan")
+
 
 def measure(
-    servers: dict[str, int], scenario: str, datafile: Path, args: argparse.Namespace
+    servers: dict[str, int], scenario: str, datafile: Path, args: argparse.Namespace,
+    pids: dict[str, int] | None = None,
 ) -> list[Result]:
     """Runs alternate between the servers, so that load from elsewhere on the
-    machine hits them alike."""
+    machine hits them alike. For the servers in ``pids``, also their CPU time
+    per answered query (user + system, from /proc): what a query costs the
+    server, whatever else the machine runs."""
     runs: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
     lost: dict[str, str] = {}
     for _ in range(args.runs):
         for name, port in servers.items():
+            pid = (pids or {}).get(name)
+            before = cpu_seconds(pid) if pid else 0.0
             out = run_dnsperf(dnsperf_cmd(port, datafile, args.duration, args.outstanding))
+            if pid and completed_of(out):
+                cpu[name].append((cpu_seconds(pid) - before) / completed_of(out) * 1e6)
             runs[name].append(qps_of(out))
             lost[name] = lost_of(out)
     results = []
     for name, port in servers.items():
         fixed = dnsperf_cmd(port, datafile, args.duration, args.outstanding, FIXED_QPS)
         p99, _ = p99_of(run_dnsperf(fixed))
-        res = Result(name, scenario, runs[name], p99 * 1000, lost[name])
+        res = Result(name, scenario, runs[name], p99 * 1000, lost[name], cpu[name] or None)
+        per_query = (f"; CPU {res.median_cpu_us:.2f} us/query (runs "
+                     f"{', '.join(f'{c:.2f}' for c in res.cpu_us)})" if res.cpu_us else "")
         print(
             f"  {name:9s} {scenario:10s} median {res.median:9.0f} q/s "
             f"(runs {', '.join(f'{r:.0f}' for r in res.runs)}; lost {res.lost}); "
-            f"p99 at {FIXED_QPS} q/s {res.p99_ms:.3f} ms",
+            f"p99 at {FIXED_QPS} q/s {res.p99_ms:.3f} ms{per_query}",
             flush=True,
         )
         results.append(res)
@@ -419,6 +459,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--rrl", action="store_true",
+                    help="also run A, SRV and NXDOMAIN with rrl on, side by side")
+    ap.add_argument("--rrl-rate", type=int, default=0,
+                    help=f"responsesPerSecond of the rrl server (with --rrl: {RRL_RATE})")
     args = ap.parse_args(argv)
     if args.serve:
         serve(args)
@@ -483,16 +527,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"p99:     {shlex.join(fixed)}")
         proc = stack.enter_context(started("mesosdns", server_cmd, "READY"))
         wait_udp(port, "leader.mesos.")
+        rrl: dict[str, int] = {}
+        rrl_proc = None
+        if args.rrl:
+            rport = free_port()
+            rrl_cmd = [*server_cmd, "--rrl-rate", str(args.rrl_rate or RRL_RATE)]
+            rrl_cmd[rrl_cmd.index("--port") + 1] = str(rport)
+            print(f"server with rrl: {shlex.join(rrl_cmd)}")
+            rrl_proc = stack.enter_context(started("mesosdns+rrl", rrl_cmd, "READY"))
+            wait_udp(rport, "leader.mesos.")
+            rrl["rrl"] = rport
         for scenario in scenarios:
             servers = {"mesosdns": port}
             if scenario in ("A", "SRV", "NXDOMAIN"):
                 servers.update(knot)
-            results.extend(measure(servers, scenario, files[scenario], args))
-        for line in proc.stop().splitlines():
-            if line.startswith("STATS"):
-                print(f"  {line}")
+            if scenario in RRL_SCENARIOS:
+                servers.update(rrl)
+            pids = {"mesosdns": proc.popen.pid}
+            if rrl_proc is not None:
+                pids["rrl"] = rrl_proc.popen.pid
+            results.extend(measure(servers, scenario, files[scenario], args, pids))
+        for name, p in (("mesosdns", proc), ("rrl", rrl_proc)):
+            if p is None:
+                continue
+            for line in p.stop().splitlines():
+                if line.startswith("STATS"):
+                    print(f"  {name}: {line}")
     report(results)
+    if args.rrl:
+        report_rrl(results, args.rrl_rate or RRL_RATE)
     return 0
+
+
+def report_rrl(results: list[Result], rate: int) -> None:
+    """rrl on against off: the ratio of the median q/s of runs that alternated."""
+    off = {r.scenario: r for r in results if r.target == "mesosdns"}
+    on = {r.scenario: r for r in results if r.target == "rrl"}
+    print()
+    print(f"rrl on (responsesPerSecond {rate}, no client over the limit) against off:")
+    print("(q/s: medians of alternating runs; CPU: the server's user + system time per "
+          "answered query, median; capacity = CPU off / CPU on, what the verdict uses)")
+    head = ("scenario", "off q/s", "on q/s", "on/off", "CPU off", "CPU on", "capacity")
+    print("{:10s} {:>9s} {:>9s} {:>7s} {:>8s} {:>8s} {:>9s}  verdict".format(*head))
+    for scenario, r in on.items():
+        base = off.get(scenario)
+        if base is None:
+            continue
+        ratio = r.median / base.median if base.median else float("nan")
+        capacity = base.median_cpu_us / r.median_cpu_us
+        verdict = "ok" if capacity >= RRL_TARGET else f"below {RRL_TARGET}x"
+        row = (scenario, base.median, r.median, ratio, base.median_cpu_us, r.median_cpu_us,
+               capacity, verdict)
+        print("{:10s} {:9.0f} {:9.0f} {:7.3f} {:8.2f} {:8.2f} {:9.3f}  {}".format(*row))
 
 
 def report(results: list[Result]) -> None:

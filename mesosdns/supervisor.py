@@ -42,6 +42,7 @@ from mesosdns.app import reloaded
 from mesosdns.builder import process as builder_process
 from mesosdns.builder.service import check_reload
 from mesosdns.config import Config, config_key
+from mesosdns.dns.rrl import TABLE_FILE, RRLTable
 from mesosdns.errors import ConfigError
 from mesosdns.server import worker
 
@@ -91,6 +92,10 @@ class Supervisor:
     def _run(self) -> int:
         # without DNS, one process serves the HTTP API; more would idle
         n = self.config.workers if self.config.dns_on else 1
+        if self.config.rrl is not None:
+            # rrl: one table of accounts for every serving process, made
+            # before any of them (replacements map the same file)
+            RRLTable.create(os.path.join(self.run_dir, TABLE_FILE))
         first = _Child("worker 0", 0)
         self.children.append(first)
         got = self._start_worker(first, self.config.port)

@@ -99,6 +99,7 @@ ORIGINAL_DEFAULTS = [
     ("reverse_ptr", False),
     ("omit_unhealthy", False),
     ("workers", 1),
+    ("rrl", None),
 ]
 
 
@@ -816,6 +817,7 @@ EXTENSION_NAMES = [
     "omitUnhealthy",
     "workers",
     "zoneTransfer",
+    "rrl",
 ]
 
 

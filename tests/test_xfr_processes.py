@@ -17,7 +17,7 @@ import dns.query
 import dns.rcode
 import dns.tsigkeyring
 import pytest
-from test_processes import Supervised, from_file, launch, no_traceback
+from test_processes import Supervised, eventually, from_file, launch, no_traceback
 from xfr_support import answer_texts, messages
 
 __all__ = ["launch"]  # the fixture, from test_processes
@@ -59,5 +59,11 @@ def test_workers_serve_signed_transfers_and_all_processes_go_at_the_end(
     unsigned = dns.query.tcp(dns.message.make_query("mesos.", "AXFR"), "127.0.0.1", port=port,
                              timeout=2)
     assert unsigned.rcode() == dns.rcode.REFUSED
+    # /metrics counts the transfers of both workers
+    eventually(
+        lambda: (srv.counter("mesosdns_xfr_axfr_total"), srv.counter("mesosdns_xfr_ixfr_total"),
+                 srv.counter("mesosdns_xfr_refused_total")) == (7, 6, 1),
+        5.0, "the transfer counters of both workers in /metrics",
+    )
     srv.finish(signal.SIGTERM, rc=0, within=5.0)
     no_traceback(srv)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from mesosdns.builder.engine import Compilers
 from mesosdns.builder.poll import Poller, Source
 from mesosdns.builder.stream import StreamPoller
-from mesosdns.config import Config
+from mesosdns.config import Config, RRLConfig
 from mesosdns.dns.aliases import alias_domains
-from mesosdns.dns.settings import DNSSettings, TransferSettings, TSIGKey
+from mesosdns.dns.settings import DNSSettings, RRLSettings, TransferSettings, TSIGKey
 from mesosdns.errors import ConfigError
 from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
@@ -81,6 +81,21 @@ def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
         log_queries=config.log_queries,
         allow_recursion=config.allow_recursion,
         transfer=transfer_settings(config),
+        rrl=rrl_settings(config.rrl),
+    )
+
+
+def rrl_settings(rrl: RRLConfig | None) -> RRLSettings | None:
+    """``rrl`` for the DNS server; None (off) also for ``responsesPerSecond: 0``,
+    which in BIND limits nothing."""
+    if rrl is None or rrl.responses_per_second == 0:
+        return None
+    return RRLSettings(
+        responses_per_second=rrl.responses_per_second,
+        slip=rrl.slip,
+        window=rrl.window,
+        ipv4_prefix_length=rrl.ipv4_prefix_length,
+        ipv6_prefix_length=rrl.ipv6_prefix_length,
     )
 
 

@@ -24,6 +24,7 @@ The package, by area (each module imports only those above it; ``view`` names
 - ``decode``: JSON, Go-style key matching and per-key types, unknown keys;
 - ``checks``: cross-field validation, resolv.conf;
 - ``extensions``: our extension keys and the operator zones;
+- ``rrl``: the ``rrl`` key's sub-keys (response rate limiting);
 - ``load``: ``parse_config`` and ``load_config``.
 """
 
@@ -50,12 +51,14 @@ from mesosdns.config.model import RESOLV_CONF as RESOLV_CONF
 from mesosdns.config.model import STATE_SOURCES as STATE_SOURCES
 from mesosdns.config.model import Config as Config
 from mesosdns.config.model import MesosCredentials as MesosCredentials
+from mesosdns.config.model import RRLConfig as RRLConfig
 from mesosdns.config.view import REDACTED as REDACTED
 
 __all__ = [
     "DEFAULT_ALLOW_RECURSION",
     "Config",
     "MesosCredentials",
+    "RRLConfig",
     "ZkURL",
     "is_valid_domain",
     "load_config",

@@ -201,6 +201,7 @@ _KEYS: Final[tuple[_Key, ...]] = (
     _Key("omitUnhealthy", "omitUnhealthy", "omit_unhealthy", _bool),
     _Key("workers", "workers", "workers", _workers),
     _Key("zoneTransfer", "zoneTransfer", "zone_transfer", _object),
+    _Key("rrl", "rrl", "rrl", _object),  # its sub-keys: mesosdns.config.rrl
 )
 _CREDENTIALS_KEY: Final = "MesosCredentials"
 # Keys the original decodes but then overwrites itself.

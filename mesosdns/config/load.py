@@ -23,6 +23,7 @@ from mesosdns.config.checks import (
 from mesosdns.config.decode import _decode_document, _parse_json
 from mesosdns.config.extensions import _check_extensions, _check_zones
 from mesosdns.config.model import RESOLV_CONF, Config
+from mesosdns.config.rrl import _check_rrl
 from mesosdns.errors import ConfigError
 
 
@@ -51,6 +52,7 @@ def parse_config(
     _check_resolvers(d, resolv_conf)
     _check_extensions(d, base_dir)
     _check_zones(d, base_dir)  # operator zones
+    _check_rrl(d)
     if d.problems:
         raise ConfigError(d.problems)
     return Config(**d.values, file=file), d.warnings

@@ -50,6 +50,18 @@ class MesosCredentials:
 
 
 @dataclass(frozen=True)
+class RRLConfig:
+    """Response rate limiting (``rrl``), BIND's ``rate-limit``: see
+    `mesosdns.dns.rrl` for what it does."""
+
+    responses_per_second: int = 20
+    slip: int = 2
+    window: int = 15
+    ipv4_prefix_length: int = 24
+    ipv6_prefix_length: int = 56
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated configuration; defaults are the original's."""
 
@@ -109,6 +121,7 @@ class Config:
     omit_unhealthy: bool = False  # unhealthy tasks out of their shared names
     workers: int = 1  # DNS serving processes ("auto" in the file: one per core)
     zone_transfer: ZoneTransfer | None = None  # AXFR / IXFR / TSIG; None: off
+    rrl: RRLConfig | None = None  # response rate limiting on UDP; None: off
 
     def __post_init__(self) -> None:
         fix = {

@@ -81,4 +81,11 @@ def _extension_view(c: Config) -> dict[str, object]:
         "omitUnhealthy": c.omit_unhealthy,
         "workers": c.workers,
         "zoneTransfer": None if c.zone_transfer is None else c.zone_transfer.view(),
+        "rrl": None if c.rrl is None else {
+            "responsesPerSecond": c.rrl.responses_per_second,
+            "slip": c.rrl.slip,
+            "window": c.rrl.window,
+            "ipv4PrefixLength": c.rrl.ipv4_prefix_length,
+            "ipv6PrefixLength": c.rrl.ipv6_prefix_length,
+        },
     }

@@ -44,6 +44,16 @@ from mesosdns.dns.answers import (
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
 from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
+from mesosdns.dns.rrl import (
+    ERROR_KEY,
+    OK,
+    SLIP,
+    RateLimiter,
+    RRLTable,
+    response_key,
+    slipped,
+    zone_key,
+)
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.dns.signing import RequestTSIG
 from mesosdns.dns.xfr import XFR_TYPES, Transfers
@@ -76,6 +86,9 @@ class DNSStats:
     NXDOMAIN). NODATA counts as NXDOMAIN and SOA/NS/SRV misses as success,
     as in the original. ``dropped`` and ``errors`` are ours: packets not
     answered (responses, short packets, send failures) and internal errors.
+    ``rrl_dropped`` and ``rrl_slipped``: UDP responses that rate limiting
+    (``rrl``) dropped, and sent truncated (or, errors, as they are) instead;
+    shown only when ``rrl`` is on.
     """
 
     __slots__ = (
@@ -87,10 +100,13 @@ class DNSStats:
         "mesos_requests",
         "mesos_success",
         "recursion_refused",
+        "rrl",
+        "rrl_dropped",
+        "rrl_slipped",
         "tcp_connections",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, rrl: bool = False) -> None:
         self.mesos_requests = 0
         self.mesos_success = 0
         self.mesos_nxdomain = 0
@@ -100,10 +116,13 @@ class DNSStats:
         self.errors = 0
         self.tcp_connections = 0
         self.recursion_refused = 0  # allowRecursion
+        self.rrl = rrl  # response rate limiting on: its counters are shown
+        self.rrl_dropped = 0
+        self.rrl_slipped = 0
 
     def as_dict(self) -> dict[str, int]:
         f = self.forward
-        return {
+        counters = {
             "MesosRequests": self.mesos_requests,
             "MesosSuccess": self.mesos_success,
             "MesosNXDomain": self.mesos_nxdomain,
@@ -118,6 +137,10 @@ class DNSStats:
             "TCPConnections": self.tcp_connections,
             "RecursionRefused": self.recursion_refused,
         }
+        if self.rrl:
+            counters["RRLDropped"] = self.rrl_dropped
+            counters["RRLSlipped"] = self.rrl_slipped
+        return counters
 
 
 class _RateLimitedLog:
@@ -224,10 +247,11 @@ class DNSServer:
         rng: random.Random | None = None,
         forwarder: Forwarder | None = None,
         reuse_port: bool = False,
+        rrl_table: RRLTable | None = None,
     ) -> None:
         self.settings = settings
         self.reuse_port = reuse_port
-        self.stats = DNSStats()
+        self.stats = DNSStats(rrl=settings.rrl is not None)
         self._rng = rng or random.Random()
         self._forwarder = forwarder or Forwarder(settings, self.stats.forward)
         self._forwarder.stats = self.stats.forward
@@ -272,6 +296,18 @@ class DNSServer:
             self.transfers = Transfers(
                 settings.transfer, RecursionACL(settings.transfer.allow).allows
             )
+        # rrl: the accounts (in ``rrl_table``, shared by the serving
+        # processes, or a table of this server's own)
+        self._rrl = (
+            RateLimiter(settings.rrl, rrl_table) if settings.rrl is not None else None
+        )
+        self._rrl_now = 0
+        self._rrl_domain_key = zone_key(self._domain)
+        if self._rrl is not None:
+            self._opzones.answer_send = self._rrl_send
+            rl = self._rrl
+            # what _on_udp_rrl takes in one step
+            self._rrl_parts = (rl, rl.check, rl.prefixes, rl.words, rl.mask, rl.prefix)
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -317,7 +353,9 @@ class DNSServer:
         self._tcp = await self._loop.create_server(lambda: _TCPConnection(self), sock=tcp)
         self._udp = udp
         self.udp_port = self.tcp_port = port
-        self._loop.add_reader(udp.fileno(), self._on_udp)
+        self._loop.add_reader(
+            udp.fileno(), self._on_udp if self._rrl is None else self._on_udp_rrl
+        )
         await self._forwarder.start([(host, port)])
         self._opzones.start([(host, port)])  # operator zones
         log.info("DNS listening on %s port %d (UDP and TCP)", host, port)
@@ -389,6 +427,135 @@ class DNSServer:
             stats = self.stats
             stats.mesos_requests += ok
             stats.mesos_success += ok
+
+    def _on_udp_rrl(self) -> None:
+        """`_on_udp` with response rate limiting (``rrl``): the same loop, each
+        reply debited to its account first (see `mesosdns.dns.rrl`); a
+        limited one is dropped or sent truncated. The clock is read once
+        per batch (accounts count whole seconds)."""
+        sock = self._udp
+        if sock is None:
+            return
+        recv = sock.recvfrom
+        send = sock.sendto
+        hot = self._hot
+        ctr = self._ctr
+        rl, check, prefixes, words, mask, prefix = self._rrl_parts
+        self._rrl_now = now = int(rl.clock())
+        second = now & 0xFFFFFF  # rrl.SECOND_MASK
+        stats = self.stats
+        ok = 0
+        try:
+            for _ in range(UDP_BATCH):
+                try:
+                    data, addr = recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue
+                key = data[4:]
+                v = hot.get(key)
+                if v is not None and data[2] < 0x80:
+                    ctr += 1
+                    ok += 1
+                    flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
+                    pfx = prefixes.get(addr[0])
+                    if pfx is None:
+                        pfx = prefix(addr)
+                    # the common case of RateLimiter.check inline: the account
+                    # has credit left in this second (rrl.ONE is 1 << 32; the
+                    # key's hash is cached by the look-up above)
+                    h = pfx ^ hash(key)
+                    i = (h & mask) << 1
+                    if words[i] == h:
+                        state = words[i + 1]
+                        if state & 0xFFFFFF == second and state >= 0x100000000:
+                            words[i + 1] = state - 0x100000000
+                            send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                            continue
+                    verdict = check(pfx, key, now)
+                    if verdict == OK:
+                        send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                    elif verdict == SLIP:
+                        stats.rrl_slipped += 1
+                        send(data[:2] + bytes((flags[0] | 0x02, flags[1])) + key, addr)
+                    else:
+                        stats.rrl_dropped += 1
+                    continue
+                self._udp_other_rrl(data, addr)
+        except OSError:
+            self.stats.dropped += 1
+        except Exception:
+            self.stats.errors += 1
+            self._errlog.exception("error answering a UDP query")
+        finally:
+            self._ctr = ctr
+            stats.mesos_requests += ok
+            stats.mesos_success += ok
+
+    def _udp_other_rrl(self, data: bytes, addr: Any) -> None:
+        """`_udp_other`, the reply through the rate limiter."""
+        try:
+            reply = self._fast_negative(data, addr)
+            if reply is None:
+                reply = self._respond(data, addr, None)
+            if not reply:
+                return
+            if data[4:12] == _PLAIN_COUNTS and len(reply) > 12:
+                # a plain query: its question is the reply's (the key
+                # without walking the reply; see rrl.response_key)
+                rcode = reply[3] & 0x0F
+                if rcode == wire.RCODE_NOERROR:
+                    key = _PLAIN_COUNTS + data[12:-4].lower() + data[-4:]
+                elif rcode == wire.RCODE_NXDOMAIN:
+                    lname = data[12:-4].lower()
+                    if lname.endswith(self._domain):
+                        key = self._rrl_domain_key
+                    else:
+                        zone = self._rrl_zone(lname)
+                        key = zone_key(zone) if zone is not None else response_key(reply)
+                else:
+                    key = ERROR_KEY
+                self._rrl_send(reply, addr, key)
+            else:
+                self._rrl_send(reply, addr)
+        except Exception:
+            self.stats.errors += 1
+            self._errlog.exception("error answering a UDP query")
+
+    def _rrl_send(self, reply: bytes, addr: Any, key: bytes | None = None) -> None:
+        """Send a UDP reply the server made, as its account allows (``key``:
+        the reply's account, when the caller knows it)."""
+        rl = self._rrl
+        if rl is None:
+            self._udp_send(reply, addr)
+            return
+        if key is None:
+            key = response_key(reply, self._rrl_zone)
+        pfx = rl.prefixes.get(addr[0]) if isinstance(addr, tuple) and addr else None
+        if pfx is None:
+            pfx = rl.prefix(addr)
+        verdict = rl.check(pfx, key, self._rrl_now)
+        if verdict == OK:
+            self._udp_send(reply, addr)
+        elif verdict == SLIP:
+            self.stats.rrl_slipped += 1
+            # an error cannot be truncated: it is sent as it is ("leaked")
+            self._udp_send(reply if key is ERROR_KEY else slipped(reply), addr)
+        else:
+            self.stats.rrl_dropped += 1
+
+    def _rrl_zone(self, lname: bytes) -> bytes | None:
+        """The zone of an in-domain name (the domain or an alias), for the
+        NXDOMAIN account; None elsewhere (operator zones: their SOA owner)."""
+        if wire.in_zone(lname, self._domain):
+            return self._domain
+        table = self._table
+        if table is not None:
+            for view in table.aliases:
+                if wire.in_zone(lname, view.domain):
+                    return view.domain
+        return None
 
     def _udp_send(self, reply: bytes, addr: Any) -> None:
         sock = self._udp

@@ -30,6 +30,8 @@ depends on nothing else. Field names follow the original's config keys:
 - ``transfer``: zone transfers (``zoneTransfer``): AXFR / IXFR for the
   sources in ``allow``, NOTIFY targets, the TSIG key; None turns them off
   (AXFR and IXFR questions are then answered as any other question).
+- ``rrl``: response rate limiting on UDP (`RRLSettings`, see
+  `mesosdns.dns.rrl`); None (the default) turns it off.
 """
 
 from __future__ import annotations
@@ -85,6 +87,25 @@ def _empty_zones() -> Mapping[str, tuple[str, ...]]:
 
 
 @dataclass(frozen=True, slots=True)
+class RRLSettings:
+    """Response rate limiting (``rrl``), as BIND's ``rate-limit``.
+
+    ``responses_per_second``: credit an account earns each second (and the
+    most it holds); ``window``: seconds of debt an account can run up (its
+    floor is ``-window * responses_per_second``); ``slip``: every ``slip``-th
+    limited response is sent as a truncated (TC) reply, 0 never, 1 always;
+    ``ipv4_prefix_length`` / ``ipv6_prefix_length``: how many bits of the
+    client's address make the client.
+    """
+
+    responses_per_second: int = 20
+    slip: int = 2
+    window: int = 15
+    ipv4_prefix_length: int = 24
+    ipv6_prefix_length: int = 56
+
+
+@dataclass(frozen=True, slots=True)
 class DNSSettings:
     domain: str = "mesos"
     aliases: tuple[str, ...] = ()
@@ -110,6 +131,7 @@ class DNSSettings:
     log_queries: bool = False
     allow_recursion: tuple[str, ...] = DEFAULT_ALLOW_RECURSION
     transfer: TransferSettings | None = None  # zoneTransfer; None: off
+    rrl: RRLSettings | None = None
 
 
 def fqdn(name: str) -> str:

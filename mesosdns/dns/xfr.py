@@ -78,6 +78,17 @@ class TransferStats:
         self.notauth = 0
         self.tsig_errors = 0  # BADKEY, BADSIG, BADTIME
 
+    def as_dict(self) -> dict[str, int]:
+        """The counters by their metric names (``mesosdns_xfr_axfr`` ...)."""
+        return {
+            "XfrAXFR": self.axfr,
+            "XfrIXFR": self.ixfr,
+            "XfrIXFRFull": self.ixfr_full,
+            "XfrRefused": self.refused,
+            "XfrNotAuth": self.notauth,
+            "XfrTSIGErrors": self.tsig_errors,
+        }
+
 
 def serial_lt(a: int, b: int) -> bool:
     """RFC 1982: is serial ``a`` before serial ``b``?"""

@@ -141,6 +141,9 @@ class ZoneRouter:
         self.zones: CompiledZones | None = None
         self.active = False
         self._udp_send = udp_send
+        # where a UDP reply made from a zone's own data goes (the server's
+        # rate limiter, when ``rrl`` is on); relayed replies use _udp_send
+        self.answer_send: SendFn = udp_send
         self._forwarders: dict[Addrs, Forwarder] = {}
         self._own: list[tuple[str, int]] = []
         self._started = False
@@ -276,7 +279,10 @@ class ZoneRouter:
                 ra=zones.ra,
                 set_tc=zones.set_tc,
             )
-            self._deliver(q, message)
+            if q.reply is not None:
+                q.reply(message)
+            else:
+                self.answer_send(message, q.addr)
             return
         q.index = found.index
         q.zone = found.zone

@@ -26,6 +26,7 @@ from aiohttp import web
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import Config
 from mesosdns.dns.protocol import DNSServer
+from mesosdns.dns.rrl import TABLE_FILE, RRLTable
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.server.api import API
 from mesosdns.server.notify import Notifier
@@ -108,6 +109,8 @@ class _AllCounters:
     def own(self) -> dict[str, int]:
         """This process's counts (and its predecessor's in the same place)."""
         mine = {**self.dns.stats.as_dict(), **self.dns.zone_stats.as_dict()}
+        if self.dns.transfers is not None:  # zoneTransfer on
+            mine.update(self.dns.transfers.stats.as_dict())
         notifier = self.notifier()
         if notifier is not None:
             mine.update(notifier.stats.as_dict())
@@ -154,7 +157,14 @@ class ServingService:
 
     async def start(self, dns_port: int | None = None) -> None:
         c = self.config
-        self.dns = DNSServer(dns_settings(c, dns_port), reuse_port=self.reuse_port)
+        settings = dns_settings(c, dns_port)
+        # rrl: the serving processes account into one table in the run dir
+        table = (
+            RRLTable(path=os.path.join(self.run_dir, TABLE_FILE))
+            if settings.rrl is not None and self.run_dir
+            else None
+        )
+        self.dns = DNSServer(settings, reuse_port=self.reuse_port, rrl_table=table)
         if self.dns.transfers is not None:  # IXFR reads the replica's journal
             self.dns.transfers.journal = self.replica.journal
         if self.replica.ready:  # a version came before the server was made

@@ -1,0 +1,318 @@
+"""Response rate limiting (``rrl``): BIND's ``rate-limit`` for UDP replies.
+
+A DNS server answering UDP can be made to send its answers to a spoofed
+address (reflection). Rate limiting counts, per client prefix, how often the
+*same response* is sent, and stops sending it above a rate; a real client
+still gets through, because every ``slip``-th limited response becomes a
+small truncated reply that makes it retry over TCP, which is never limited.
+
+What we follow from BIND 9's ``rate-limit`` (where the issue is silent):
+
+- **An account** is a (client prefix, response) pair. The client prefix is
+  the source address cut to ``ipv4PrefixLength`` (24) or
+  ``ipv6PrefixLength`` (56) bits; an IPv4-mapped IPv6 source counts as IPv4.
+  The response is identified as BIND does:
+
+  * an answer or NODATA (NOERROR): the question's name (case-insensitive),
+    type and class;
+  * NXDOMAIN: the owner of the SOA in the authority section, i.e. the zone,
+    so that a flood of random names below one zone shares one account (the
+    question name when the reply carries no SOA);
+  * any other RCODE (REFUSED, SERVFAIL, FORMERR, NOTIMP): one error account
+    per prefix, whatever the name.
+
+  NXDOMAIN and error accounts earn ``responsesPerSecond`` like the others
+  (BIND's ``nxdomains-per-second`` and ``errors-per-second`` default to it;
+  we have no separate keys).
+- **Credit and debt** (a token bucket): a new account starts with
+  ``responsesPerSecond`` credits and earns that many every second, never
+  holding more. Each response costs one. A response that would leave the
+  account negative is limited, and still debited, down to
+  ``-window * responsesPerSecond``: a client that stops flooding is
+  answered again at most ``window`` seconds later. Time counts in whole
+  seconds (the clock is read once per batch of datagrams), as BIND's.
+- **slip**: of the limited responses of one account, every ``slip``-th is
+  *slipped*, the others dropped. 0 drops them all, 1 slips them all, 2 (the
+  default) every second one. A slipped reply is the response's header (ID,
+  opcode, AA, RD, RA, RCODE: NXDOMAIN stays NXDOMAIN) with TC set and the
+  question only: no answer, authority or OPT record, so it is never larger
+  than the query. An error response (REFUSED, SERVFAIL, ...) is not
+  truncated but sent as it is at the slip rate ("leaked", as BIND does).
+- **What is limited**: every UDP reply the server makes itself: the hot path
+  (prepacked answers), the negative fast path, the general path, operator
+  zones' own answers and REFUSED to clients outside ``allowRecursion``.
+  **Not limited**: TCP (a TCP client cannot spoof its address), and replies
+  relayed from an upstream (``resolvers``, ``zoneResolvers``, an operator
+  zone's forwarders). Those are recursion: BIND's RRL applies to the
+  responses it makes from its zones (and cache); a forwarded reply goes
+  only to ``allowRecursion`` clients, strangers get REFUSED (limited as an
+  error), and the forwarder's in-flight cap bounds them.
+
+One table for all serving processes: the accounts live in a fixed table of
+``TABLE_SLOTS`` buckets in a shared ``mmap`` (`RRLTable`): the supervisor
+makes the file in the run directory before it forks the workers, and every
+worker (replacements too) maps the same file, so the limit holds per server,
+not per worker, however SO_REUSEPORT spreads a client's source ports. A
+bucket is found by hashing (prefix, response) with Python's ``hash``, which
+is the same in every process forked from one interpreter. The table is
+direct-mapped: two accounts that hash to one bucket share it; the newer
+takes it over with full credit (so under a flood of more than about
+``TABLE_SLOTS`` distinct accounts, some are forgotten early, which only
+errs on the side of answering). Updates are not atomic across processes:
+two workers debiting one bucket at the same instant can lose a debit, so
+the limit is approximate under races, never stricter than configured.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from mesosdns.dns import wire
+from mesosdns.dns.settings import RRLSettings
+
+# verdicts of `RateLimiter.check`
+OK: Final = 0
+DROP: Final = 1
+SLIP: Final = 2
+
+TABLE_SLOTS: Final = 1 << 16  # buckets: 1 MiB of shared memory (16 bytes each)
+# A bucket is two int64 words: the account's tag (its hash), and its state:
+# bits 0-23 the second it was last debited (modulo 2**24), bits 24-31 the
+# limited responses since the last slip, bits 32-63 the balance (signed).
+# One word for the state keeps the common case (credit left in the same
+# second) to two reads and one write.
+_WORDS: Final = 2
+SECOND_MASK: Final = 0xFFFFFF
+ONE: Final = 1 << 32  # one credit in the state word
+_MAX_DEBT: Final = (1 << 30) - 1  # the balance's floor fits its 32 bits
+TABLE_FILE: Final = "rrl.table"  # in the run directory
+# the key of the per-prefix error account (every other key is longer)
+ERROR_KEY: Final = b"E"
+_NX: Final = b"N"  # NXDOMAIN keys: this, then the zone's wire name
+_PLAIN_COUNTS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_MAX_CACHED_PREFIXES: Final = 4096
+
+
+class RRLTable:
+    """The buckets: ``slots`` x 4 int64 words in one shared mapping.
+
+    With ``path`` the mapping is that file's (created or grown to size), so
+    that every process that maps it shares the buckets; without, it is an
+    anonymous shared mapping (shared with children forked after it).
+    """
+
+    def __init__(self, slots: int = TABLE_SLOTS, path: str | None = None) -> None:
+        if slots <= 0 or slots & (slots - 1):
+            raise ValueError("slots must be a power of two")
+        size = slots * _WORDS * 8
+        if path is None:
+            self._mm = mmap.mmap(-1, size)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if os.fstat(fd).st_size < size:
+                    os.ftruncate(fd, size)
+                self._mm = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+        self.slots = slots
+        self.words = memoryview(self._mm).cast("q")
+
+    @classmethod
+    def create(cls, path: str, slots: int = TABLE_SLOTS) -> None:
+        """Make the table file (zeroed: every bucket empty) at ``path``."""
+        with open(path, "wb") as f:
+            f.truncate(slots * _WORDS * 8)
+
+    def close(self) -> None:
+        self.words.release()
+        self._mm.close()
+
+
+class RateLimiter:
+    """The accounts of one server (see the module docstring).
+
+    ``clock`` gives seconds (monotonic; tests inject their own); `check`
+    takes the second as an int, read by the caller once per batch. The
+    caller may do the common case itself (`mesosdns.dns.protocol`'s hot
+    loop): a bucket whose tag is ``prefix ^ hash(key)``, whose second is
+    ``now & SECOND_MASK`` and whose state is at least ``ONE`` has credit:
+    subtract ``ONE`` and send. Everything else goes through `check`.
+    """
+
+    def __init__(
+        self,
+        settings: RRLSettings,
+        table: RRLTable | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.rate = min(max(1, settings.responses_per_second), _MAX_DEBT)
+        self.floor = -min(settings.window * self.rate, _MAX_DEBT)
+        self.slip = settings.slip
+        self.v4_shift = 32 - settings.ipv4_prefix_length
+        self.v6_shift = 128 - settings.ipv6_prefix_length
+        self.table = table if table is not None else RRLTable()
+        self.words = self.table.words
+        self.mask = self.table.slots - 1
+        self.clock = clock
+        self.prefixes: dict[object, int] = {}
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # -- the client --------------------------------------------------------
+
+    def prefix(self, addr: Any) -> int:
+        """The client prefix of a socket address, as the int its accounts'
+        tags are made with (``prefix ^ hash(key)``; cached per host)."""
+        host = addr[0] if isinstance(addr, tuple) and addr else None
+        pfx = self.prefixes.get(host)
+        if pfx is None:
+            # a hash of the prefix: spreads neighbouring prefixes over the
+            # table, and is the same in every forked worker
+            pfx = hash((self._prefix(host), 0x5252))
+            if len(self.prefixes) >= _MAX_CACHED_PREFIXES:
+                self.prefixes.clear()
+            self.prefixes[host] = pfx
+        return pfx
+
+    def _prefix(self, host: object) -> int:
+        """IPv4 prefixes are >= 0, IPv6 ones < 0; -1 for what is not an IP."""
+        if not isinstance(host, str):
+            return -1
+        text = host.partition("%")[0]
+        try:
+            if ":" in text:
+                value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+                if value >> 32 == 0xFFFF:  # IPv4-mapped
+                    return (value & 0xFFFFFFFF) >> self.v4_shift
+                return -2 - (value >> self.v6_shift)
+            return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big") >> self.v4_shift
+        except (OSError, ValueError):
+            return -1
+
+    # -- the accounts ------------------------------------------------------
+
+    def check(self, pfx: int, key: bytes, now: int) -> int:
+        """Debit the account (``pfx``, ``key``) at second ``now``: OK, DROP or SLIP."""
+        h = pfx ^ hash(key)
+        words = self.words
+        i = (h & self.mask) << 1
+        now &= SECOND_MASK
+        if words[i] == h:  # the common case: credit left in this second
+            state = words[i + 1]
+            if state & SECOND_MASK == now and state >= ONE:
+                words[i + 1] = state - ONE
+                return OK
+        rate = self.rate
+        if words[i] != h:
+            # a new account (or another's bucket): full credit, less this one
+            words[i] = h
+            words[i + 1] = (rate - 1) * ONE + now
+            return OK
+        state = words[i + 1]
+        balance = state >> 32
+        slips = (state >> 24) & 0xFF
+        elapsed = (now - state) & SECOND_MASK
+        if elapsed:
+            balance = min(rate, balance + elapsed * rate)
+        balance -= 1
+        if balance >= 0:
+            words[i + 1] = balance * ONE + (slips << 24) + now
+            return OK
+        if balance < self.floor:
+            balance = self.floor
+        verdict = DROP
+        slip = self.slip
+        if slip:
+            slips += 1
+            if slips >= slip:
+                slips = 0
+                verdict = SLIP
+        words[i + 1] = balance * ONE + (slips << 24) + now
+        return verdict
+
+
+# -- responses ------------------------------------------------------------
+
+
+def _question_end(reply: bytes) -> int:
+    """The offset after the (uncompressed) question's name, or -1."""
+    p = wire.HEADER_LEN
+    n = len(reply)
+    while p < n:
+        length = reply[p]
+        if length == 0:
+            return p + 1
+        if length > 63:
+            return -1
+        p += length + 1
+    return -1
+
+
+def response_key(reply: bytes, zone_of: Callable[[bytes], bytes | None] | None = None) -> bytes:
+    """The account key of a reply the server made (see the module docstring).
+
+    NOERROR: the counts of a plain query, the question's name lower-cased,
+    its type and class: the same bytes the hot path's table keys are, so that
+    a name answered on either path debits one account. NXDOMAIN: the zone,
+    ``zone_of(name)`` when it knows the name's zone (the cluster domain and
+    its aliases, whose NXDOMAIN carries the SOA under the question's name, as
+    the original's does), else the owner of the SOA in the authority section.
+    """
+    if len(reply) < wire.HEADER_LEN:
+        return ERROR_KEY
+    rcode = reply[3] & 0x0F
+    if (rcode != wire.RCODE_NOERROR and rcode != wire.RCODE_NXDOMAIN) or reply[4:6] != b"\x00\x01":
+        return ERROR_KEY
+    end = _question_end(reply)
+    if end < 0 or end + 4 > len(reply):
+        return ERROR_KEY
+    name = reply[wire.HEADER_LEN : end].lower()
+    if rcode == wire.RCODE_NOERROR:
+        return _PLAIN_COUNTS + name + reply[end : end + 4]
+    zone = zone_of(name) if zone_of is not None else None
+    if zone is not None:
+        return _NX + zone
+    if reply[6:8] == b"\x00\x00" and reply[8:10] != b"\x00\x00":
+        try:
+            owner, _ = wire.read_name(reply, end + 4)
+        except ValueError:
+            owner = name
+        return _NX + owner.lower()
+    return _NX + name
+
+
+def slipped(reply: bytes) -> bytes:
+    """The truncated form of a reply: its header with TC, the question only."""
+    end = _question_end(reply)
+    if end < 0 or end + 4 > len(reply) or reply[4:6] != b"\x00\x01":
+        return reply[:2] + bytes((reply[2] | 0x02, reply[3])) + b"\x00" * 8
+    return (
+        reply[:2] + bytes((reply[2] | 0x02, reply[3])) + _PLAIN_COUNTS + reply[12 : end + 4]
+    )
+
+
+def zone_key(zone_wire: bytes) -> bytes:
+    """The NXDOMAIN account key of a zone (its lower-case wire name)."""
+    return _NX + zone_wire
+
+
+__all__ = [
+    "DROP",
+    "ERROR_KEY",
+    "OK",
+    "SLIP",
+    "TABLE_FILE",
+    "RRLTable",
+    "RateLimiter",
+    "response_key",
+    "slipped",
+    "zone_key",
+]
