@@ -48,6 +48,7 @@ class _Frames:
     def __init__(self, update: Update | None) -> None:
         self._source: Iterator[bytes] | None = None if update is None else frames(update)
         self._made: list[bytes] = []
+        self.full = update is not None and update.full
 
     @classmethod
     def of(cls, frame: bytes) -> _Frames:
@@ -111,6 +112,11 @@ class Publisher:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
             writer.close()
+
+    def sending_full(self) -> bool:
+        """Whether a reader has a full version still to be sent (a server
+        starting: the builder's time is best spent on its frames)."""
+        return any(item.full for r in self._readers for item in r.queue)
 
     def publish(self, update: Update) -> None:
         if self._readers:
