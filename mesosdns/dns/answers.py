@@ -515,6 +515,13 @@ class _Compiler:
         self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
         self.targets: dict[str, _Glue | None] = {}
         self.srv_rrs: dict[SRVTarget, bytes] = {}  # a target's SRV record
+        # The SRV names with the same targets (a task's ports give four:
+        # ``_tcp`` / ``_udp``, under the framework and under ``slave``) share
+        # the work: the shuffled records are built once per set of targets
+        # (targets -> their shuffled records), the ready tails once per
+        # question length ((targets, question length) -> entry).
+        self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
+        self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
 
     def address_entry(
         self, wname: bytes, values: Iterable[str], kind: int
@@ -555,10 +562,32 @@ class _Compiler:
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
-        shape = self._srv_shape(targets)
+        """SRV entry; and whether a target could not be formatted."""
+        tkey = tuple(targets)
+        key = (tkey, len(wname))
+        hit = self.memo.get(key)
+        qsec = wname + _QTAIL[wire.TYPE_SRV]
+        if hit is not None:
+            first, failed = hit
+            if first is None:
+                return hit
+            # same records, question of the same length: the additional
+            # sections (built on first use) are shared
+            e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
+            e.fl512 = first.fl512
+            # a ready tail: 8 bytes of counts, the question, then the records
+            cut = 8 + len(qsec)
+            e.t512 = tuple([t[:8] + qsec + t[cut:] for t in first.t512])
+            return e, failed
+        shape = self.shapes.get(tkey)
+        if shape is None:
+            shape = self.shapes[tkey] = self._srv_shape(tkey)
         if not shape[0]:
+            self.memo[key] = (None, shape[3])
             return None, shape[3]
-        return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], shape), shape[3]
+        e = self._srv_from_shape(qsec, shape)
+        self.memo[key] = (e, shape[3])
+        return e, shape[3]
 
     def _srv_records(self, targets: Sequence[SRVTarget]) -> tuple[dict[bytes, _Glue], bool]:
         """Each target's SRV record, with its glue; and whether a target could
