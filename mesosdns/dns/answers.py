@@ -27,6 +27,7 @@ slow path use it for questions in the alias.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import socket
@@ -164,6 +165,10 @@ class TableInfo:
     names: int
     skipped_names: int
     slow_names: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # sent with every update: as its values (see _Glue.__reduce__)
+        return TableInfo, (self.entries, self.names, self.skipped_names, self.slow_names)
 
 
 class AnswerTable:
@@ -395,12 +400,9 @@ def message(
 def soa_record(settings: DNSSettings, serial: int, owner: bytes = b"\xc0\x0c") -> bytes:
     """The SOA record, owner = the question (pointer) unless given, rdata
     uncompressed."""
-    mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
-    rname = wire.text_to_wire(soa_rname_fqdn(settings.soa_rname)) or b"\x00"
     ttl = settings.ttl & 0xFFFFFFFF
     rdata = (
-        mname
-        + rname
+        _soa_names(settings.soa_mname, settings.soa_rname)
         + struct.pack(
             ">IIIII",
             serial & 0xFFFFFFFF,
@@ -411,6 +413,15 @@ def soa_record(settings: DNSSettings, serial: int, owner: bytes = b"\xc0\x0c") -
         )
     )
     return owner + struct.pack(">HHIH", wire.TYPE_SOA, wire.CLASS_IN, ttl, len(rdata)) + rdata
+
+
+@functools.lru_cache(maxsize=16)
+def _soa_names(soa_mname: str, soa_rname: str) -> bytes:
+    """The SOA's MNAME and RNAME in wire form (the SOA is rebuilt with each
+    new serial, at every change)."""
+    mname = wire.text_to_wire(fqdn(soa_mname)) or b"\x00"
+    rname = wire.text_to_wire(soa_rname_fqdn(soa_rname)) or b"\x00"
+    return mname + rname
 
 
 def ns_record(settings: DNSSettings, owner: bytes = b"\xc0\x0c") -> bytes:
