@@ -119,6 +119,12 @@ class Engine:
         """The current version, whole."""
         gen, live = self.gen, self.live
         assert gen is not None and live is not None
+        with gc_paused():  # a copy of every name and entry: acyclic
+            return self._full(gen, live, bodies)
+
+    def _full(
+        self, gen: IncrementalGenerator, live: LiveAnswers, bodies: dict[str, bytes] | Keep
+    ) -> Update:
         marks = [_marks(z.names, z.slow) for z in live.zones]
         return Update(
             self.version, True, self.serial, self.source, self.loaded_at,

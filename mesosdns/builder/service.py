@@ -44,6 +44,8 @@ BODY_SHARE = 0.1
 # a first version of more names than this is sent before its bodies are built
 INLINE_BODIES = 5_000
 FIRST_BODIES_DELAY = 5.0
+# while a full version is being sent, the bodies look again this much later
+BUSY_RETRY = 0.5
 
 # config fields whose change only affects the records (applied on SIGHUP)
 HOT_FIELDS = frozenset({
@@ -166,6 +168,9 @@ class BuilderService:
     config: Config
     sink: Callable[[Update], None]
     on_fatal: Callable[[int], None] = lambda code: None
+    # whether the servers are still being sent a full version: the bodies
+    # (a thread of this process, sharing its GIL) wait until it is out
+    busy: Callable[[], bool] = lambda: False
     stats: RefreshStats = field(default_factory=RefreshStats)
     poller: Poller | None = None
     detector: MasterDetector | None = None
@@ -275,6 +280,10 @@ class BuilderService:
 
     def _rebuild_bodies(self) -> None:
         self._bodies_timer = None
+        if self.busy():
+            loop = asyncio.get_running_loop()
+            self._bodies_timer = loop.call_later(BUSY_RETRY, self._rebuild_bodies)
+            return
         self._bodies_task = asyncio.create_task(self._rebuild_bodies_async())
 
     async def _rebuild_bodies_async(self) -> None:

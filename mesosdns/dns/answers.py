@@ -27,6 +27,7 @@ slow path use it for questions in the alias.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import random
 import socket
@@ -34,7 +35,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import alias_record_set, alias_settings, overlaps
@@ -164,6 +165,11 @@ class TableInfo:
     names: int
     skipped_names: int
     slow_names: int
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # sent with every update: as its values (a dataclass's own pickling
+        # looks each field up by name)
+        return TableInfo, (self.entries, self.names, self.skipped_names, self.slow_names)
 
 
 class AnswerTable:
@@ -395,12 +401,9 @@ def message(
 def soa_record(settings: DNSSettings, serial: int, owner: bytes = b"\xc0\x0c") -> bytes:
     """The SOA record, owner = the question (pointer) unless given, rdata
     uncompressed."""
-    mname = wire.text_to_wire(fqdn(settings.soa_mname)) or b"\x00"
-    rname = wire.text_to_wire(soa_rname_fqdn(settings.soa_rname)) or b"\x00"
     ttl = settings.ttl & 0xFFFFFFFF
     rdata = (
-        mname
-        + rname
+        _soa_names(settings.soa_mname, settings.soa_rname)
         + struct.pack(
             ">IIIII",
             serial & 0xFFFFFFFF,
@@ -411,6 +414,15 @@ def soa_record(settings: DNSSettings, serial: int, owner: bytes = b"\xc0\x0c") -
         )
     )
     return owner + struct.pack(">HHIH", wire.TYPE_SOA, wire.CLASS_IN, ttl, len(rdata)) + rdata
+
+
+@functools.lru_cache(maxsize=16)
+def _soa_names(soa_mname: str, soa_rname: str) -> bytes:
+    """The SOA's MNAME and RNAME in wire form (the SOA is rebuilt with each
+    new serial, at every change)."""
+    mname = wire.text_to_wire(fqdn(soa_mname)) or b"\x00"
+    rname = wire.text_to_wire(soa_rname_fqdn(soa_rname)) or b"\x00"
+    return mname + rname
 
 
 def ns_record(settings: DNSSettings, owner: bytes = b"\xc0\x0c") -> bytes:
@@ -515,6 +527,13 @@ class _Compiler:
         self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
         self.targets: dict[str, _Glue | None] = {}
         self.srv_rrs: dict[SRVTarget, bytes] = {}  # a target's SRV record
+        # The SRV names with the same targets (a task's ports give four:
+        # ``_tcp`` / ``_udp``, under the framework and under ``slave``) share
+        # the work: the shuffled records are built once per set of targets
+        # (targets -> their shuffled records), the ready tails once per
+        # question length ((targets, question length) -> entry).
+        self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
+        self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
 
     def address_entry(
         self, wname: bytes, values: Iterable[str], kind: int
@@ -555,10 +574,32 @@ class _Compiler:
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
-        shape = self._srv_shape(targets)
+        """SRV entry; and whether a target could not be formatted."""
+        tkey = tuple(targets)
+        key = (tkey, len(wname))
+        hit = self.memo.get(key)
+        qsec = wname + _QTAIL[wire.TYPE_SRV]
+        if hit is not None:
+            first, failed = hit
+            if first is None:
+                return hit
+            # same records, question of the same length: the additional
+            # sections (built on first use) are shared
+            e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
+            e.fl512 = first.fl512
+            # a ready tail: 8 bytes of counts, the question, then the records
+            cut = 8 + len(qsec)
+            e.t512 = tuple([t[:8] + qsec + t[cut:] for t in first.t512])
+            return e, failed
+        shape = self.shapes.get(tkey)
+        if shape is None:
+            shape = self.shapes[tkey] = self._srv_shape(tkey)
         if not shape[0]:
+            self.memo[key] = (None, shape[3])
             return None, shape[3]
-        return self._srv_from_shape(wname + _QTAIL[wire.TYPE_SRV], shape), shape[3]
+        e = self._srv_from_shape(qsec, shape)
+        self.memo[key] = (e, shape[3])
+        return e, shape[3]
 
     def _srv_records(self, targets: Sequence[SRVTarget]) -> tuple[dict[bytes, _Glue], bool]:
         """Each target's SRV record, with its glue; and whether a target could
@@ -674,8 +715,12 @@ class _Compiler:
         return g
 
 
-@dataclass(frozen=True, slots=True)
-class _Glue:
+class _Glue(NamedTuple):
+    """What an SRV target needs in an answer. A named tuple, not a frozen
+    dataclass: an entry sent to the servers carries one per SRV target, and
+    a tuple pickles and unpickles without Python-level field handling (per
+    1,000 targets: 1.8 -> 0.7 ms to encode, 4.6 -> 0.3 ms to decode)."""
+
     host: str
     twire: bytes  # the target as written in the SRV record
     lower: bytes  # the additional records' owner
@@ -683,12 +728,6 @@ class _Glue:
     a_rdata: bytes  # type, class, TTL, length, address; empty if none
     aaaa_rdata: bytes
     failed: bool  # the first A/AAAA value is not an address
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # a dataclass's own pickling looks its fields up for every object;
-        # an entry sent to the servers carries one of these per SRV target
-        return _Glue, (self.host, self.twire, self.lower, self.srv_prefix, self.a_rdata,
-                       self.aaaa_rdata, self.failed)
 
 
 def _glue_section(qsec: bytes, ans: Sequence[bytes], glue: Sequence[_Glue]) -> tuple[bytes, int]:

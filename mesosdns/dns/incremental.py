@@ -392,19 +392,13 @@ class _LiveCompiler(_Compiler):
     host) live for one update. They are seeded from the entries being
     replaced (`seed`: their ``glue``), except for the hosts whose own records
     changed, so recompiling a name rebuilds only what changed. Within one
-    update, the SRV names with the same targets (a task's ports give four:
-    ``_tcp`` / ``_udp``, under the framework and under ``slave``) share the
-    work: the shuffled records are built once per set of targets, the ready
-    tails once per question length. `srv_entry` produces what
-    `_Compiler.srv_entry` does.
+    update, the SRV names with the same targets share the work, as in a
+    whole compile (`_Compiler.srv_entry`).
     """
 
     def __init__(self, rs: RecordSet, settings: DNSSettings, rng: random.Random) -> None:
         super().__init__(rs, settings, rng)
-        # per update: targets -> their shuffled records, or None
-        self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
-        # per update: (targets, question length) -> entry
-        self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
+        # ``shapes`` and ``memo`` (see `_Compiler`) live for one update
         self.stale: set[str] = set()  # per update: hosts not to seed
         # the SRV entry being replaced (set by LiveAnswers.update per name)
         self.prior: Entry | None = None
@@ -445,33 +439,6 @@ class _LiveCompiler(_Compiler):
                     order.insert(randrange(len(order) + 1), rr)
         rrs = tuple(order)
         return rrs, tuple(map(records.__getitem__, rrs)), _starts(len(rrs)), failed
-
-    def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
-        tkey = tuple(targets)
-        key = (tkey, len(wname))
-        hit = self.memo.get(key)
-        qsec = wname + _QTAIL[wire.TYPE_SRV]
-        if hit is not None:
-            first, failed = hit
-            if first is None:
-                return hit
-            # same records, question of the same length: the additional
-            # sections (built on first use) are shared
-            e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
-            e.fl512 = first.fl512
-            # a ready tail: 8 bytes of counts, the question, then the records
-            cut = 8 + len(qsec)
-            e.t512 = tuple(t[:8] + qsec + t[cut:] for t in first.t512)
-            return e, failed
-        shape = self.shapes.get(tkey)
-        if shape is None:
-            shape = self.shapes[tkey] = self._srv_shape(tkey)
-        if not shape[0]:
-            self.memo[key] = (None, shape[3])
-            return None, shape[3]
-        e = self._srv_from_shape(qsec, shape)
-        self.memo[key] = (e, shape[3])
-        return e, shape[3]
 
 
 def _has(rs: RecordSet, name: str) -> bool:

@@ -41,18 +41,24 @@ def socket_path(run_dir: str) -> str:
 
 
 class _Frames:
-    """An update's frames, made on demand and kept for every reader: a full
-    update is pickled part by part while the first reader's frames go out,
-    so that a server decodes one part while the builder makes the next."""
+    """An update's frames, made on demand and kept for the readers it is
+    queued to: a full update is pickled part by part while the first
+    reader's frames go out, so that a server decodes one part while the
+    builder makes the next. A frame every reader has written is let go (the
+    frames of a full update are the size of the whole table)."""
 
-    def __init__(self, update: Update | None) -> None:
+    def __init__(self, update: Update | None, readers: int = 1) -> None:
         self._source: Iterator[bytes] | None = None if update is None else frames(update)
         self._made: list[bytes] = []
+        self._passed: list[int] = []  # per frame: readers that wrote it
+        self.readers = readers
+        self.full = update is not None and update.full
 
     @classmethod
     def of(cls, frame: bytes) -> _Frames:
         done = cls(None)
         done._made.append(frame)
+        done._passed.append(0)
         return done
 
     def get(self, i: int) -> bytes | None:
@@ -64,7 +70,14 @@ class _Frames:
                 self._source = None
                 return None
             self._made.append(frame)
+            self._passed.append(0)
         return self._made[i]
+
+    def passed(self, i: int) -> None:
+        """A reader has written frame ``i`` (each writes each frame once)."""
+        n = self._passed[i] = self._passed[i] + 1
+        if n >= self.readers:
+            self._made[i] = b""
 
 
 class _Reader:
@@ -112,6 +125,11 @@ class Publisher:
             await asyncio.gather(sender, return_exceptions=True)
             writer.close()
 
+    def sending_full(self) -> bool:
+        """Whether a reader has a full version still to be sent (a server
+        starting: the builder's time is best spent on its frames)."""
+        return any(item.full for r in self._readers for item in r.queue)
+
     def publish(self, update: Update) -> None:
         if self._readers:
             self._queue(_Frames(update))
@@ -121,6 +139,7 @@ class Publisher:
             self._queue(_Frames.of(stats_frame(stats)))
 
     def _queue(self, item: _Frames) -> None:
+        item.readers = 0
         for r in list(self._readers):
             transport = r.writer.transport
             if transport.get_write_buffer_size() > MAX_BACKLOG:
@@ -129,6 +148,7 @@ class Publisher:
                 transport.abort()
                 continue
             r.queue.append(item)
+            item.readers += 1
             r.wake.set()
 
     async def _send(self, r: _Reader) -> None:
@@ -144,6 +164,7 @@ class Publisher:
             i = 0
             while (frame := item.get(i)) is not None:
                 writer.write(frame)
+                item.passed(i)
                 i += 1
                 if len(frame) > BIG_FRAME:
                     await writer.drain()

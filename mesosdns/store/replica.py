@@ -16,6 +16,7 @@ and the HTTP API a new `Snapshot`.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +33,23 @@ from mesosdns.dns.incremental import (
 from mesosdns.dns.journal import Change, Journal
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
+from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import RecordSet, SRVTarget
 from mesosdns.store.snapshot import Snapshot
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
+
+
+def _settle() -> None:
+    """Move what a part of a full update built out of the cyclic GC's sight.
+
+    A full update is millions of acyclic objects (freed by reference
+    counting). Left in view, each young collection would scan a part's
+    objects again and the full collections, coming as the staged tables
+    grow, the whole of them, more than once: at 100k tasks that doubled the
+    decoding time. Freezing after each part (a constant-time splice of the
+    GC's lists) leaves the collector only what came since.
+    """
+    gc.freeze()
 
 
 class ReplicaError(Exception):
@@ -122,10 +137,14 @@ class Replica:
         if staged is None:
             raise ReplicaError(f"a {kind!r} frame outside an update")
         if kind == "part":
-            self._part(staged, msg[1], msg[2])
+            with gc_paused():
+                self._part(staged, msg[1], msg[2])
+            _settle()
             return False
         if kind == "marks":
-            self._marks(staged.sets[msg[1]], msg[2])
+            with gc_paused():
+                self._marks(staged.sets[msg[1]], msg[2])
+            _settle()
             return False
         if kind == "commit":
             self._staged = None

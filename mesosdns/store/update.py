@@ -19,10 +19,11 @@ or not at all (`mesosdns.store.replica`).
 from __future__ import annotations
 
 import copyreg
+import operator
 import pickle
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -36,6 +37,8 @@ from mesosdns.records.model import SRVTarget
 # of this many entries decodes in a few milliseconds
 PART_ITEMS = 4096
 LENGTH = struct.Struct(">I")
+# a frame up to this size (a task's change) is read without pausing the GC
+SMALL_FRAME = 16 * 1024
 
 # a zone's mark of a name: in the zone's names, in its slow names
 IN_NAMES = 1
@@ -80,12 +83,21 @@ class Update:
     bodies: dict[str, bytes] | Keep = KEEP
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the fields in order: a dataclass's own pickling looks them up by
+        # name and sets them one by one, most of a small update's cost
+        return Update, _field_values(self)
+
     def size(self) -> int:
         """Items carried (names, entries and marks)."""
         return (
             len(self.a) + len(self.aaaa) + len(self.srv) + len(self.entries)
             + sum(map(len, self.marks))
         )
+
+
+# an update's field values, in the order Update() takes them
+_field_values = operator.attrgetter(*(f.name for f in fields(Update)))
 
 
 def _mapping_proxy(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -144,7 +156,10 @@ def stats_frame(stats: dict[str, Any]) -> bytes:
 def read(body: bytes) -> tuple[Any, ...]:
     """One frame's message (a tuple whose first item names its kind)."""
     try:
-        with gc_paused():  # thousands of acyclic objects per frame
+        if len(body) > SMALL_FRAME:
+            with gc_paused():  # thousands of acyclic objects per frame
+                msg = pickle.loads(body)
+        else:
             msg = pickle.loads(body)
     except Exception as exc:  # whatever unpickling bytes that are not ours raises
         raise ValueError(f"not a frame: {exc!r}") from None
