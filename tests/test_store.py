@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
 import orjson
 import pytest
 from test_stream import cluster, task
@@ -11,6 +15,7 @@ from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.state.model import State, parse_state
 from mesosdns.store import update as update_module
+from mesosdns.store.channel import Follower, Publisher, _Frames
 from mesosdns.store.replica import Replica
 from mesosdns.store.update import frames
 
@@ -61,3 +66,61 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
         mine = replica.table.entries[key]
         assert (mine.rrs, mine.t512, mine.fl512) == (e.rrs, e.t512, e.fl512)
         assert replica.table.hot[key] == (e.fl512, *e.t512)
+
+
+def test_publisher_frames_go_once_every_reader_has_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two servers follow the builder over its UNIX socket: both get the same
+    version, and the publisher keeps a large update's frames only until both
+    have been sent them."""
+    monkeypatch.setattr(update_module, "PART_ITEMS", 16)
+    compilers = Compilers(DNSSettings())
+    params = GeneratorParams()
+    engine = Engine()
+    built = engine.build(_state(40, "10.1"), params, compilers, engine.next_serial())
+    engine.install(built, compilers, "test")
+    queued: list[_Frames] = []
+
+    async def run() -> None:
+        publisher = Publisher(str(tmp_path / "b.sock"), lambda: engine.full({}))
+        keep = publisher._queue
+
+        def queue(item: _Frames) -> None:
+            queued.append(item)
+            keep(item)
+
+        monkeypatch.setattr(publisher, "_queue", queue)
+        await publisher.start()
+        replicas = [Replica(), Replica()]
+        followers = [Follower(publisher.path, r) for r in replicas]
+        for f in followers:
+            f.start()
+        try:
+            await _until(lambda: all(r.ready for r in replicas) and publisher.readers == 2)
+            engine.apply_state(_state(40, "10.2"), params)
+            change = engine.flush("test", defer=False)
+            assert change is not None and change.size() > 16
+            publisher.publish(change)
+            await _until(lambda: all(r.version == engine.version for r in replicas))
+            await _until(lambda: all(f == b"" for f in queued[0]._made))
+            item = queued[0]
+            assert item.readers == 2 and len(item._made) > 3
+            assert all(n == 2 for n in item._passed)
+        finally:
+            for f in followers:
+                await f.stop()
+            await publisher.stop()
+        for r in replicas:
+            assert r.records is not None
+            assert r.records.a["app3.marathon.mesos."] == ("10.2.0.4",)
+            assert r.serial == engine.serial
+
+    asyncio.run(run())
+
+
+async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
