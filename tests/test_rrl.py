@@ -362,6 +362,20 @@ def test_credit_refills_after_the_debt_is_paid(limited: Callable[..., Limited]) 
     assert len(full(srv.burst(8))) == 5
 
 
+def test_an_account_with_credit_left_gets_one_seconds_worth_in_the_next(
+    limited: Callable[..., Limited],
+) -> None:
+    srv = limited(responses_per_second=5, slip=0)
+    assert len(full(srv.burst(2))) == 2  # 3 credits left
+    srv.clock.now += 1  # refilled to 5, never more
+    assert len(full(srv.burst(8))) == 5
+    srv.clock.now += 1
+    assert len(full(srv.burst(1))) == 1  # -3 + 5: 2 credits, one spent
+    srv.clock.now += 2
+    assert len(full(srv.burst(7))) == 5
+    assert srv.stats()["RRLDropped"] == 3 + 2
+
+
 def test_other_names_and_prefixes_are_unaffected(limited: Callable[..., Limited]) -> None:
     srv = limited(responses_per_second=3, slip=0)
     assert len(srv.burst(10)) == 3

@@ -441,6 +441,7 @@ class DNSServer:
         hot = self._hot
         ctr = self._ctr
         rl, check, prefixes, words, mask, prefix = self._rrl_parts
+        refill = rl.refill
         self._rrl_now = now = int(rl.clock())
         second = now & 0xFFFFFF  # rrl.SECOND_MASK
         stats = self.stats
@@ -462,17 +463,28 @@ class DNSServer:
                     pfx = prefixes.get(addr[0])
                     if pfx is None:
                         pfx = prefix(addr)
-                    # the common case of RateLimiter.check inline: the account
-                    # has credit left in this second (rrl.ONE is 1 << 32; the
-                    # key's hash is cached by the look-up above)
+                    # the answering cases of RateLimiter.check inline (rrl.ONE
+                    # is 1 << 32; the key's hash is cached by the look-up
+                    # above): credit left in this second; a later second and
+                    # no debt, so a full refill less this one; a new account
                     h = pfx ^ hash(key)
                     i = (h & mask) << 1
                     if words[i] == h:
                         state = words[i + 1]
-                        if state & 0xFFFFFF == second and state >= 0x100000000:
-                            words[i + 1] = state - 0x100000000
+                        if state & 0xFFFFFF == second:
+                            if state >= 0x100000000:
+                                words[i + 1] = state - 0x100000000
+                                send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                                continue
+                        elif state >= 0:
+                            words[i + 1] = refill + (state & 0xFF000000) + second
                             send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
                             continue
+                    else:
+                        words[i] = h
+                        words[i + 1] = refill + second
+                        send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                        continue
                     verdict = check(pfx, key, now)
                     if verdict == OK:
                         send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)

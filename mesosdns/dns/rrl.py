@@ -80,7 +80,7 @@ OK: Final = 0
 DROP: Final = 1
 SLIP: Final = 2
 
-TABLE_SLOTS: Final = 1 << 16  # buckets: 1 MiB of shared memory (16 bytes each)
+TABLE_SLOTS: Final = 1 << 18  # buckets: 4 MiB of shared memory (16 bytes each)
 # A bucket is two int64 words: the account's tag (its hash), and its state:
 # bits 0-23 the second it was last debited (modulo 2**24), bits 24-31 the
 # limited responses since the last slip, bits 32-63 the balance (signed).
@@ -154,6 +154,8 @@ class RateLimiter:
         self.settings = settings
         self.rate = min(max(1, settings.responses_per_second), _MAX_DEBT)
         self.floor = -min(settings.window * self.rate, _MAX_DEBT)
+        # the balance word of an account just refilled and debited once
+        self.refill = (self.rate - 1) * ONE
         self.slip = settings.slip
         self.v4_shift = 32 - settings.ipv4_prefix_length
         self.v6_shift = 128 - settings.ipv6_prefix_length
