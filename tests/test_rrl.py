@@ -151,6 +151,57 @@ def test_engine_table_file_is_shared_between_limiters(tmp_path: Path) -> None:
     assert got == [OK, OK, OK, DROP, DROP, DROP]
 
 
+def takes(rl: RateLimiter, n: int, host: str = "10.0.0.1", key: bytes = b"k") -> list[int]:
+    now = rl.now()
+    rl.second(now)
+    return [rl.take((host, 53), key, now) for _ in range(n)]
+
+
+def left(rl: RateLimiter) -> int:
+    """The credit a limiter holds reserved."""
+    return sum(n for mine in rl.local.values() for n in mine.values())
+
+
+def test_engine_one_worker_reserves_the_whole_balance_and_limits_exactly() -> None:
+    """``take`` reserves credit from the table in one step and spends it
+    locally: with one worker, the same verdicts as debiting one by one."""
+    clock = Clock()
+    rl = limiter(clock, responses_per_second=5, slip=2, window=2)
+    assert takes(rl, 9) == [OK] * 5 + [DROP, SLIP, DROP, SLIP]  # balance -4
+    assert left(rl) == 0
+    clock.now += 1  # -4 + 5: 1 credit
+    assert takes(rl, 3) == [OK, DROP, SLIP]  # -2
+    clock.now += 1  # -2 + 5: 3
+    assert takes(rl, 1) == [OK]
+    assert left(rl) == 2  # reserved, not yet spent; the table has 0
+    # another host of the same /24: the same account, and its reservation
+    assert takes(rl, 4, "10.0.0.2") == [OK, OK, DROP, SLIP]  # -2
+    assert takes(rl, 1) == [DROP]  # -3
+    clock.now += 2  # a new second: -3 + 10, at most 5
+    assert takes(rl, 1) == [OK] and left(rl) == 4
+    assert takes(rl, 6, "10.0.0.2") == [OK] * 4 + [SLIP, DROP]
+    assert left(rl) == 0
+
+
+def test_engine_workers_reserve_a_share_and_are_never_over_the_rate(tmp_path: Path) -> None:
+    """With two workers each reserves rate / 4 at a time: alternating, they
+    answer the rate exactly; when one holds credit it does not spend, the
+    other is limited early by at most that much."""
+    path = str(tmp_path / "rrl.table")
+    RRLTable.create(path, slots=1024)
+    clock = Clock()
+    a, b = (limiter(clock, RRLTable(1024, path), responses_per_second=20, slip=0, workers=2)
+            for _ in range(2))
+    assert a.want == b.want == 5
+    got = [takes(w, 1)[0] for w in [a, b] * 10]
+    assert got == [OK] * 20
+    assert takes(a, 1) == takes(b, 1) == [DROP]
+    clock.now += 1
+    assert takes(a, 1) == [OK]  # 4 more reserved by a
+    assert takes(b, 20) == [OK] * 13 + [DROP] * 7  # -2 + 20 = 18, 5 of them a's
+    assert takes(a, 5) == [OK] * 4 + [DROP]
+
+
 def test_engine_table_size_must_be_a_power_of_two() -> None:
     with pytest.raises(ValueError):
         RRLTable(1000)

@@ -83,11 +83,11 @@ def dns_settings(config: Config, port: int | None = None) -> DNSSettings:
         log_queries=config.log_queries,
         allow_recursion=config.allow_recursion,
         transfer=transfer_settings(config),
-        rrl=rrl_settings(config.rrl),
+        rrl=rrl_settings(config.rrl, config.workers),
     )
 
 
-def rrl_settings(rrl: RRLConfig | None) -> RRLSettings | None:
+def rrl_settings(rrl: RRLConfig | None, workers: int = 1) -> RRLSettings | None:
     """``rrl`` for the DNS server; None (off) also for ``responsesPerSecond: 0``,
     which in BIND limits nothing."""
     if rrl is None or rrl.responses_per_second == 0:
@@ -98,6 +98,7 @@ def rrl_settings(rrl: RRLConfig | None) -> RRLSettings | None:
         window=rrl.window,
         ipv4_prefix_length=rrl.ipv4_prefix_length,
         ipv6_prefix_length=rrl.ipv6_prefix_length,
+        workers=workers,
     )
 
 

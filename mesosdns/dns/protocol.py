@@ -305,9 +305,6 @@ class DNSServer:
         self._rrl_domain_key = zone_key(self._domain)
         if self._rrl is not None:
             self._opzones.answer_send = self._rrl_send
-            rl = self._rrl
-            # what _on_udp_rrl takes in one step
-            self._rrl_parts = (rl, rl.check, rl.prefixes, rl.words, rl.mask, rl.prefix)
         self.udp_port = 0
         self.tcp_port = 0
 
@@ -440,10 +437,13 @@ class DNSServer:
         send = sock.sendto
         hot = self._hot
         ctr = self._ctr
-        rl, check, prefixes, words, mask, prefix = self._rrl_parts
-        refill = rl.refill
+        rl = self._rrl
+        assert rl is not None
+        take = rl.take
         self._rrl_now = now = int(rl.clock())
-        second = now & 0xFFFFFF  # rrl.SECOND_MASK
+        rl.second(now)
+        local = rl.local
+        prefixes = rl.prefixes
         stats = self.stats
         ok = 0
         try:
@@ -460,32 +460,17 @@ class DNSServer:
                     ctr += 1
                     ok += 1
                     flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
-                    pfx = prefixes.get(addr[0])
-                    if pfx is None:
-                        pfx = prefix(addr)
-                    # the answering cases of RateLimiter.check inline (rrl.ONE
-                    # is 1 << 32; the key's hash is cached by the look-up
-                    # above): credit left in this second; a later second and
-                    # no debt, so a full refill less this one; a new account
-                    h = pfx ^ hash(key)
-                    i = (h & mask) << 1
-                    if words[i] == h:
-                        state = words[i + 1]
-                        if state & 0xFFFFFF == second:
-                            if state >= 0x100000000:
-                                words[i + 1] = state - 0x100000000
-                                send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
-                                continue
-                        elif state >= 0:
-                            words[i + 1] = refill + (state & 0xFF000000) + second
+                    # take's first step inline: credit this worker reserved
+                    # for the client's prefix in this second (the key's hash
+                    # is cached by the look-up above)
+                    mine = local.get(prefixes.get(addr[0]))
+                    if mine is not None:
+                        left = mine.get(key)
+                        if left:
+                            mine[key] = left - 1
                             send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
                             continue
-                    else:
-                        words[i] = h
-                        words[i + 1] = refill + second
-                        send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
-                        continue
-                    verdict = check(pfx, key, now)
+                    verdict = take(addr, key, now)
                     if verdict == OK:
                         send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
                     elif verdict == SLIP:
@@ -544,10 +529,7 @@ class DNSServer:
             return
         if key is None:
             key = response_key(reply, self._rrl_zone)
-        pfx = rl.prefixes.get(addr[0]) if isinstance(addr, tuple) and addr else None
-        if pfx is None:
-            pfx = rl.prefix(addr)
-        verdict = rl.check(pfx, key, self._rrl_now)
+        verdict = rl.take(addr, key, self._rrl_now)
         if verdict == OK:
             self._udp_send(reply, addr)
         elif verdict == SLIP:

@@ -60,7 +60,20 @@ takes it over with full credit (so under a flood of more than about
 ``TABLE_SLOTS`` distinct accounts, some are forgotten early, which only
 errs on the side of answering). Updates are not atomic across processes:
 two workers debiting one bucket at the same instant can lose a debit, so
-the limit is approximate under races, never stricter than configured.
+the limit is approximate under races.
+
+Reservations: a reply does not touch the shared table each time. The first
+reply of an account in a second takes a share of the account's credit from
+its bucket at once (all of it with one worker, ``1 / (2 * workers)`` of
+the rate with more, at least one), and the worker spends the rest from a
+dict of its own (`RateLimiter.local`, prefix -> key -> credits left, emptied
+at each new second) until it runs out. With one worker this is exactly the
+token bucket above (a reservation left unspent at the end of a second is
+lost, but the refill caps the balance at the rate anyway). With several,
+credit one worker reserved and did not spend is not available to another
+in the same second: an account whose replies SO_REUSEPORT spreads over N
+workers can be limited up to ``(N - 1) / (2 * N)`` of the rate early, never
+late.
 """
 
 from __future__ import annotations
@@ -137,12 +150,11 @@ class RRLTable:
 class RateLimiter:
     """The accounts of one server (see the module docstring).
 
-    ``clock`` gives seconds (monotonic; tests inject their own); `check`
-    takes the second as an int, read by the caller once per batch. The
-    caller may do the common case itself (`mesosdns.dns.protocol`'s hot
-    loop): a bucket whose tag is ``prefix ^ hash(key)``, whose second is
-    ``now & SECOND_MASK`` and whose state is at least ``ONE`` has credit:
-    subtract ``ONE`` and send. Everything else goes through `check`.
+    ``clock`` gives seconds (monotonic; tests inject their own), read by
+    the caller once per batch of datagrams, which calls `second` with it and
+    then `take` per reply. The caller may do take's first step itself
+    (`mesosdns.dns.protocol`'s hot loop): credit left in
+    ``local[prefixes[host]][key]`` is spent there. `check` debits the shared table alone, one reply.
     """
 
     def __init__(
@@ -154,8 +166,6 @@ class RateLimiter:
         self.settings = settings
         self.rate = min(max(1, settings.responses_per_second), _MAX_DEBT)
         self.floor = -min(settings.window * self.rate, _MAX_DEBT)
-        # the balance word of an account just refilled and debited once
-        self.refill = (self.rate - 1) * ONE
         self.slip = settings.slip
         self.v4_shift = 32 - settings.ipv4_prefix_length
         self.v6_shift = 128 - settings.ipv6_prefix_length
@@ -164,6 +174,42 @@ class RateLimiter:
         self.mask = self.table.slots - 1
         self.clock = clock
         self.prefixes: dict[object, int] = {}
+        # a reservation: the whole balance with one worker, else a share
+        workers = settings.workers
+        self.want = self.rate if workers <= 1 else max(1, self.rate // (2 * workers))
+        # this second's reservations: prefix -> key -> credits left
+        self.local: dict[object, dict[bytes, int]] = {}
+        self.local_second = -1
+
+    def second(self, now: int) -> None:
+        """Start second ``now`` (the reservations of an earlier one lapse)."""
+        if now != self.local_second:
+            self.local_second = now
+            if self.local:
+                self.local = {}
+
+    def take(self, addr: Any, key: bytes, now: int) -> int:
+        """One reply to ``addr`` from account ``key`` at second ``now``
+        (`second` already called for it): OK, DROP or SLIP. The protocol's
+        hot loop does the first step (credit reserved) inline."""
+        host = addr[0] if isinstance(addr, tuple) and addr else None
+        pfx = self.prefixes.get(host)
+        if pfx is None:
+            pfx = self.prefix(addr)
+        mine = self.local.get(pfx)
+        if mine is not None:
+            left = mine.get(key)
+            if left:
+                mine[key] = left - 1
+                return OK
+        got = self.reserve(pfx, key, now, self.want)
+        if got <= 0:
+            return DROP if got == 0 else SLIP
+        if got > 1:
+            if mine is None:
+                mine = self.local[pfx] = {}
+            mine[key] = got - 1
+        return OK
 
     def now(self) -> int:
         return int(self.clock())
@@ -202,41 +248,47 @@ class RateLimiter:
     # -- the accounts ------------------------------------------------------
 
     def check(self, pfx: int, key: bytes, now: int) -> int:
-        """Debit the account (``pfx``, ``key``) at second ``now``: OK, DROP or SLIP."""
+        """Debit the account (``pfx``, ``key``) one reply at second ``now``
+        in the shared table: OK, DROP or SLIP."""
+        got = self.reserve(pfx, key, now, 1)
+        return OK if got > 0 else DROP if got == 0 else SLIP
+
+    def reserve(self, pfx: int, key: bytes, now: int, want: int) -> int:
+        """Take up to ``want`` (>= 1) replies' credit from the account
+        (``pfx``, ``key``) at second ``now``: how many were granted (>= 1),
+        or, the account being out of credit and debited one, 0 (drop) or -1
+        (slip)."""
         h = pfx ^ hash(key)
         words = self.words
         i = (h & self.mask) << 1
         now &= SECOND_MASK
-        if words[i] == h:  # the common case: credit left in this second
-            state = words[i + 1]
-            if state & SECOND_MASK == now and state >= ONE:
-                words[i + 1] = state - ONE
-                return OK
         rate = self.rate
         if words[i] != h:
-            # a new account (or another's bucket): full credit, less this one
+            # a new account (or another's bucket): full credit
+            got = min(want, rate)
             words[i] = h
-            words[i + 1] = (rate - 1) * ONE + now
-            return OK
+            words[i + 1] = (rate - got) * ONE + now
+            return got
         state = words[i + 1]
         balance = state >> 32
         slips = (state >> 24) & 0xFF
         elapsed = (now - state) & SECOND_MASK
         if elapsed:
             balance = min(rate, balance + elapsed * rate)
+        if balance >= 1:
+            got = min(want, balance)
+            words[i + 1] = (balance - got) * ONE + (slips << 24) + now
+            return got
         balance -= 1
-        if balance >= 0:
-            words[i + 1] = balance * ONE + (slips << 24) + now
-            return OK
         if balance < self.floor:
             balance = self.floor
-        verdict = DROP
+        verdict = 0
         slip = self.slip
         if slip:
             slips += 1
             if slips >= slip:
                 slips = 0
-                verdict = SLIP
+                verdict = -1
         words[i + 1] = balance * ONE + (slips << 24) + now
         return verdict
 

@@ -95,7 +95,8 @@ class RRLSettings:
     floor is ``-window * responses_per_second``); ``slip``: every ``slip``-th
     limited response is sent as a truncated (TC) reply, 0 never, 1 always;
     ``ipv4_prefix_length`` / ``ipv6_prefix_length``: how many bits of the
-    client's address make the client.
+    client's address make the client; ``workers``: the serving processes
+    that share the accounts (how much credit one reserves at a time).
     """
 
     responses_per_second: int = 20
@@ -103,6 +104,7 @@ class RRLSettings:
     window: int = 15
     ipv4_prefix_length: int = 24
     ipv6_prefix_length: int = 56
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
