@@ -665,3 +665,30 @@ def test_srv_names_keep_their_order_as_an_app_scales() -> None:
         assert len(set(firsts)) == len(firsts) == min(len(up), 8)
         leaders.update(firsts)
     assert len(leaders) > 40
+
+
+def test_a_deferred_srv_name_gets_the_new_address_of_a_target_that_changed_meanwhile() -> None:
+    """A large SRV name's recompiling is deferred; its target's A record
+    changes in that update. The deferred compile must not reuse the target's
+    additional records from the entry it replaces."""
+    from mesosdns.records.model import SRVTarget
+
+    srv_name = "_web._tcp.marathon.mesos."
+    hosts = [f"web-{i}.marathon.mesos." for i in range(3)]
+    a = {h: (f"10.0.3.{i + 1}",) for i, h in enumerate(hosts)}
+    srv = {srv_name: tuple(SRVTarget(h, 80 + i) for i, h in enumerate(hosts))}
+    rs = RecordSet("mesos", a=a, srv=srv)
+    live = LiveAnswers(rs, SETTINGS, 1, random.Random(0), defer_targets=2)
+    a[hosts[1]] = ("10.0.9.9",)
+    srv[srv_name] = (*srv[srv_name][:2], SRVTarget(hosts[2], 8080))
+    live.update([hosts[1], srv_name])
+    assert live.pending == {srv_name}
+    live.compile_pending()
+    fresh = compile_answers(RecordSet("mesos", a=dict(a), srv=dict(srv)), SETTINGS, live.serial)
+    key = HOT_PREFIX + wire.plain_key_wire(srv_name) + struct.pack(">HH", 33, 1)
+    assert key in fresh.entries
+    assert entry_form(live.table.entries[key]) == entry_form(fresh.entries[key])
+    assert set(live.table.entries) == set(fresh.entries)
+    for k, e in fresh.entries.items():
+        assert entry_form(live.table.entries[k]) == entry_form(e), k
+    check_glue(live.table, rs)  # web-1's additional record is 10.0.9.9

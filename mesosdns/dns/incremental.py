@@ -281,7 +281,7 @@ class LiveAnswers:
     def serial(self) -> int:
         return self.table.serial
 
-    def update(self, changed: Iterable[str], *, defer: bool = True) -> int:
+    def update(self, changed: Iterable[str], *, defer: bool = True, seed: bool = True) -> int:
         """Recompile the names of the cluster domain in ``changed`` (and their
         renamed forms in each alias), in place. Returns the number of names
         recompiled over all zones.
@@ -291,6 +291,11 @@ class LiveAnswers:
         recompiling such a name costs O(targets) (a large app's SRV names
         change with each of its tasks), so the caller batches those
         (`compile_pending`, a fraction of a second later).
+
+        With ``seed``, the SRV targets' additional records are taken from
+        the entries being replaced, except for the hosts in ``changed``; a
+        deferred name's entry can predate a change of its targets' own
+        records (an earlier update's), so `compile_pending` builds them anew.
         """
         names = list(changed)
         if not names:
@@ -345,7 +350,7 @@ class LiveAnswers:
                 done += 1
                 prefix = HOT_PREFIX + wname
                 old = entries.get(prefix + srv_key)
-                if old is not None and old.glue is not None:
+                if seed and old is not None and old.glue is not None:
                     comp.seed(old.glue)
                 comp.prior = old
                 for tail in _QTAIL.values():
@@ -375,7 +380,7 @@ class LiveAnswers:
     def compile_pending(self) -> int:
         """Recompile the names `update` deferred; how many were compiled."""
         names, self.pending = self.pending, set()
-        return self.update(names, defer=False)
+        return self.update(names, defer=False, seed=False)
 
     def set_serial(self, serial: int) -> None:
         """A new SOA serial for every zone (the SOA records are rebuilt)."""
