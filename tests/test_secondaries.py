@@ -54,6 +54,9 @@ T = TypeVar("T")
 KEY = Key()
 TSIG = TSIGKey(KEY.name + ".", KEY.algorithm + ".", base64.b64decode(KEY.secret))
 KINDS: dict[str, type[Secondary]] = {"named": BindSecondary, "knotd": KnotSecondary}
+# an operator zone (``zones``) from a zone file, which both secondaries load too
+OPZONE = "example.com."
+ZONE_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "zones" / "example.com.zone"
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -275,6 +278,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     mesos = Supervised(workdir, {
         "stateFile": str(state_file),
         "SOARefresh": 3600,
+        "zones": [{"name": "file", "origin": OPZONE, "file": str(ZONE_FILE)}],
         "zoneTransfer": {
             "allow": ["127.0.0.1/32"],
             "notify": [f"127.0.0.1:{p}" for p in ports.values()],
@@ -285,7 +289,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         eventually(lambda: soa_serial(mesos.dns_port, "mesos."), 20, "mesosdns serving")
         for kind, cls in KINDS.items():
-            s = cls(workdir, "mesos", mesos.dns_port, KEY)
+            s = cls(workdir, "mesos", mesos.dns_port, KEY, (OPZONE,))
             s.start(ports[kind])
             started.append(s)
         named, knotd = started
@@ -324,6 +328,24 @@ def test_both_secondaries_load_the_zone_and_answer_as_mesosdns(cluster: Cluster)
     names = demo_names()
     assert len(names) > 20
     want = zone_rrsets(cluster.mesos.dns_port, names)
+    for s in cluster.secondaries:
+        assert zone_rrsets(s.port, names) == want, s.kind
+
+
+def test_both_secondaries_load_an_operator_zone_and_answer_as_mesosdns(
+    cluster: Cluster,
+) -> None:
+    serial = soa_serial(cluster.mesos.dns_port, OPZONE)
+    assert serial == 2024031501  # the zone file's
+    for s in cluster.secondaries:
+        eventually(lambda s=s: soa_serial(s.port, OPZONE) == serial, 20,
+                   f"{s.kind} has {OPZONE} serial {serial}")
+    names = [("example.com.", "MX"), ("example.com.", "TXT"), ("example.com.", "NS"),
+             ("mail.example.com.", "AAAA"), ("host2.example.com.", "A"),
+             ("_sip._tcp.example.com.", "SRV"), ("ftp.example.com.", "CNAME"),
+             ("anything.apps.example.com.", "A"), ("build.lab.example.com.", "A")]
+    want = zone_rrsets(cluster.mesos.dns_port, names)
+    assert all(want.values())
     for s in cluster.secondaries:
         assert zone_rrsets(s.port, names) == want, s.kind
 
