@@ -37,7 +37,14 @@ from collections.abc import Iterable, Iterator
 from mesosdns.dns import wire
 from mesosdns.dns.opzones import CompiledZone, CompiledZones, client_key
 
-__all__ = ["ZoneRR", "pack_rrs", "transfer_zone", "zone_records", "zone_soa"]
+__all__ = [
+    "ZoneRR",
+    "pack_rrs",
+    "transfer_serials",
+    "transfer_zone",
+    "zone_records",
+    "zone_soa",
+]
 
 # a record as the compiler packs it: owner (lower-case wire), then type,
 # class, TTL, length and rdata (names in it uncompressed)
@@ -66,6 +73,21 @@ def transfer_zone(
             continue
         return z if z.own_data else None
     return None
+
+
+def transfer_serials(zones: CompiledZones | None) -> dict[str, int]:
+    """The origin (text) and serial of every zone that can be transferred,
+    for NOTIFY; for an origin several zones share, the first one's in
+    look-up order (a client outside every filter gets none of them)."""
+    out: dict[str, int] = {}
+    if zones is None:
+        return out
+    for z in zones.zones:
+        if z.own_data and z.origin is not None:
+            name = wire.wire_to_text(z.origin)
+            if name not in out:
+                out[name] = zone_soa(z)[1]
+    return out
 
 
 def zone_soa(z: CompiledZone) -> tuple[ZoneRR, int]:
