@@ -6,8 +6,12 @@ requests signed with it (unsigned: REFUSED); any query that carries a TSIG
 record gets its reply signed (`mesosdns.dns.signing`).
 
 Zones: the cluster domain and each alias zone (`mesosdns.dns.zonedata`
-says what each holds). A transfer request for any other name gets NOTAUTH;
-operator zones (``zones``) are not transferred.
+says what each holds), then each operator zone (``zones``) with data of its
+own, whose origin is the asked name and whose source filters admit the
+client (`mesosdns.dns.opxfr` says which and what it holds; it is compiled
+once per refresh and immutable, so a transfer holds one version without
+copies). A transfer request for any other name gets NOTAUTH; one with other
+than one question FORMERR (RFC 5936 section 2.2.1).
 
 One version per transfer: the replica updates its record maps in place
 between two callbacks of the event loop, so a transfer takes its own
@@ -17,12 +21,14 @@ octets, names compressed, one at a time: it waits while the connection's
 transport asks to pause writing (TCP flow control), and yields to the loop
 after each message, so queries keep being answered.
 
-IXFR: from the replica's journal (`mesosdns.dns.journal`), the condensed
+IXFR of the cluster's zones: from the replica's journal (`mesosdns.dns.journal`), the condensed
 differences between the client's serial and now (SOA new, SOA old,
 deletions, SOA new, additions, SOA new); a single SOA for a client that is
 current; the whole zone, in AXFR form, for a serial the journal does not
 hold. Over UDP the reply is the current SOA alone, as BIND answers: the
-client is current, or it retries over TCP (RFC 1995 section 2).
+client is current, or it retries over TCP (RFC 1995 section 2). IXFR of an
+operator zone: no journal; the SOA alone for a client that is current, else
+the whole zone in AXFR form.
 """
 
 from __future__ import annotations
