@@ -116,10 +116,14 @@ class Secondary:
     kind = ""
     proc: subprocess.Popen[bytes]
 
-    def __init__(self, workdir: Path, zone: str, primary_port: int, key: Key) -> None:
+    def __init__(
+        self, workdir: Path, zone: str, primary_port: int, key: Key, others: tuple[str, ...] = ()
+    ) -> None:
         self.dir = workdir / self.kind
         self.dir.mkdir(parents=True, exist_ok=True)
         self.zone = zone.rstrip(".")
+        # more zones of the same primary (operator zones), after ``zone``
+        self.zones = (self.zone, *(z.rstrip(".") for z in others))
         self.primary_port = primary_port
         self.key = key
         self.log_file = self.dir / f"{self.kind}.log"
@@ -199,17 +203,21 @@ options {{
         allow-query {{ 127.0.0.1; }};
 }};
 controls {{ }};
-zone "{self.zone}" {{
+{"".join(self._zone_block(z) for z in self.zones)}""")
+
+    def _zone_block(self, zone: str) -> str:
+        return f"""\
+zone "{zone}" {{
         type secondary;
-        primaries port {self.primary_port} {{ 127.0.0.1 key "{k.name}"; }};
-        file "{d}/{self.zone}.db";
+        primaries port {self.primary_port} {{ 127.0.0.1 key "{self.key.name}"; }};
+        file "{self.dir}/{zone}.db";
         masterfile-format text;
         # BIND 9.18.28 and later refuse a zone with more than 100 records of
         # one type at a name (slave.mesos has one per agent, an app one per
         # instance): no limit
         max-records-per-type 0;
 }};
-""")
+"""
 
 
 class KnotSecondary(Secondary):
@@ -249,11 +257,15 @@ acl:
     key: {k.name}
     action: notify
 zone:
-  - domain: {self.zone}
+{"".join(self._zone_entry(z) for z in self.zones)}""")
+
+    def _zone_entry(self, zone: str) -> str:
+        return f"""\
+  - domain: {zone}
     master: primary
     acl: notify_from_primary
-    file: "{d}/{self.zone}.zone"
+    file: "{self.dir}/{zone}.zone"
     zonefile-sync: -1
     zonefile-load: none
     journal-content: changes
-""")
+"""

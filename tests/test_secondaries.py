@@ -54,6 +54,11 @@ T = TypeVar("T")
 KEY = Key()
 TSIG = TSIGKey(KEY.name + ".", KEY.algorithm + ".", base64.b64decode(KEY.secret))
 KINDS: dict[str, type[Secondary]] = {"named": BindSecondary, "knotd": KnotSecondary}
+# an operator zone (``zones``) from a zone file, which both secondaries load too
+OPZONE = "example.com."
+ZONE_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "zones" / "example.com.zone"
+# and one of templated records, without an SOA: its serial is the cluster's
+APPS = "apps.example."
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -275,6 +280,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     mesos = Supervised(workdir, {
         "stateFile": str(state_file),
         "SOARefresh": 3600,
+        "zones": [
+            {"name": "file", "origin": OPZONE, "file": str(ZONE_FILE)},
+            {"name": "apps", "origin": APPS, "records": [
+                # (BIND refuses a zone without NS records)
+                {"type": "NS", "name": "@", "value": "ns1.example.com."},
+                {"type": "A", "name": "eval:{task.name}.apps.example", "value": "{task.ip}"}]},
+        ],
         "zoneTransfer": {
             "allow": ["127.0.0.1/32"],
             "notify": [f"127.0.0.1:{p}" for p in ports.values()],
@@ -285,7 +297,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         eventually(lambda: soa_serial(mesos.dns_port, "mesos."), 20, "mesosdns serving")
         for kind, cls in KINDS.items():
-            s = cls(workdir, "mesos", mesos.dns_port, KEY)
+            s = cls(workdir, "mesos", mesos.dns_port, KEY, (OPZONE, APPS))
             s.start(ports[kind])
             started.append(s)
         named, knotd = started
@@ -328,6 +340,29 @@ def test_both_secondaries_load_the_zone_and_answer_as_mesosdns(cluster: Cluster)
         assert zone_rrsets(s.port, names) == want, s.kind
 
 
+def test_both_secondaries_load_an_operator_zone_and_answer_as_mesosdns(
+    cluster: Cluster,
+) -> None:
+    serial = soa_serial(cluster.mesos.dns_port, OPZONE)
+    assert serial == 2024031501  # the zone file's
+    for s in cluster.secondaries:
+        eventually(lambda s=s: soa_serial(s.port, OPZONE) == serial, 20,
+                   f"{s.kind} has {OPZONE} serial {serial}")
+    names = [("example.com.", "MX"), ("example.com.", "TXT"), ("example.com.", "NS"),
+             ("mail.example.com.", "AAAA"), ("host2.example.com.", "A"),
+             ("_sip._tcp.example.com.", "SRV"), ("ftp.example.com.", "CNAME"),
+             ("anything.apps.example.com.", "A"), ("build.lab.example.com.", "A")]
+    want = zone_rrsets(cluster.mesos.dns_port, names)
+    assert all(want.values())
+    for s in cluster.secondaries:
+        assert zone_rrsets(s.port, names) == want, s.kind
+    # and each was told of the zone by a signed NOTIFY
+    eventually(lambda: "received notify for zone 'example.com': TSIG 'xfr-key'"
+               in cluster.named.log, 10, "named's log of the zone's NOTIFY")
+    eventually(lambda: "[example.com.] notify, incoming" in cluster.knotd.log, 10,
+               "knotd's log of the zone's NOTIFY")
+
+
 def axfr_records(port: int) -> int:
     """How many records a (signed) AXFR of the zone from mesosdns carries."""
     return sum(len(rrset) for m in dns.query.xfr("127.0.0.1", "mesos.", port=port,
@@ -352,13 +387,20 @@ def test_a_task_change_reaches_both_secondaries_by_notify_and_ixfr(
     changed_at = time.monotonic()
     serial = cluster.serial()
     assert serial and before and serial > before
+    templated = new.replace(".marathon.mesos.", "." + APPS)
     for s in cluster.secondaries:
         eventually(lambda s=s: addresses(s.port, new) == ips, 10, f"{s.kind} answers {new}")
         assert addresses(s.port, gone) == set(), f"{s.kind} still answers {gone}"
         assert s.serial() == serial
+        # the templated operator zone follows, by its own NOTIFY (whole zone)
+        eventually(lambda s=s: soa_serial(s.port, APPS) == serial, 10, f"{s.kind} {APPS}")
+        assert addresses(s.port, templated) == addresses(cluster.mesos.dns_port, templated)
+        assert addresses(s.port, templated), templated
         assert time.monotonic() - changed_at < 10
-        # the change came as an incremental transfer, after a NOTIFY
-        fresh = s.log[logs[s.kind]:]
+        # the change came as an incremental transfer, after a NOTIFY (the
+        # cluster domain's lines of the log)
+        fresh = "\n".join(line for line in s.log[logs[s.kind]:].splitlines()
+                          if "[mesos.]" in line or "'mesos" in line or "mesos/IN" in line)
         if s.kind == "knotd":
             assert "notify, incoming" in fresh, fresh
             assert "IXFR, incoming" in fresh and "AXFR, incoming" not in fresh, fresh

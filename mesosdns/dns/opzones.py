@@ -76,6 +76,9 @@ class CompiledZone:
     rev_soa: Mapping[bytes, bytes]  # for exact names: reverse root -> SOA record
     forwarders: tuple[tuple[str, int], ...]
     cont: bool
+    # records of its own (config, zone file or templates): the zone can be
+    # transferred (`mesosdns.dns.opxfr`); False for a zone that only forwards
+    own_data: bool = False
 
     def claims(self, lname: bytes) -> bool:
         origin = self.origin

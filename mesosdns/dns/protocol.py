@@ -42,7 +42,7 @@ from mesosdns.dns.answers import (
     zone_wires,
 )
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
-from mesosdns.dns.opzones import Answer, CompiledZones, lookup  # operator zones
+from mesosdns.dns.opzones import Answer, CompiledZones, lookup, render  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.rrl import (
     ERROR_KEY,
@@ -830,23 +830,37 @@ class DNSServer:
             t = got
         if query.qtype in XFR_TYPES:
             source = addr if conn is None else conn.peer
-            return transfers.request(self._table, data, query, t, source, conn)
-        return transfers.sign(self._signed_answer(data, query, conn, transfers.room), t)
+            return transfers.request(self._table, data, query, t, source, conn,
+                                     self._opzones.zones)
+        return transfers.sign(self._signed_answer(data, query, addr, conn, transfers.room), t)
 
     def _signed_answer(
-        self, data: bytes, query: wire.Query, conn: _TCPConnection | None, room: int
+        self, data: bytes, query: wire.Query, addr: Any, conn: _TCPConnection | None, room: int
     ) -> bytes:
         """The reply to a verified signed question, before it is signed: as
         any in-domain answer, leaving ``room`` for the TSIG record in a UDP
-        reply; questions outside the cluster's zones are REFUSED (a signed
-        reply from an upstream or an operator zone's forwarder is not ours to
-        sign)."""
+        reply; an operator zone's answer from its own data (a secondary's
+        SOA query before it transfers the zone); other questions outside the
+        cluster's zones are REFUSED (a signed reply from an upstream or an
+        operator zone's forwarder is not ours to sign)."""
         table = self._table
         if table is None:
             return servfail(data, query.question)
         lname = query.qname.lower()
         zone = None if query.qtype == wire.TYPE_DS else self._zone(table, lname)
         if zone is None:
+            zones = self._opzones.zones
+            if self._opzones.active and zones is not None and self._zone(table, lname) is None:
+                client = addr if conn is None else conn.peer
+                host = client[0] if isinstance(client, tuple) and client else None
+                found = lookup(zones, lname, query.qtype, host)
+                if isinstance(found, Answer):
+                    self._opzones.stats.answered += 1
+                    limit = (wire.udp_limit(query.edns_size, self._udp_cap) if conn is None
+                             else wire.MAX_MESSAGE) - room
+                    opt = self._opts[query.edns_do] if query.edns_size >= 0 else b""
+                    return render(found, data[0:2], data[2], data[3], query.question, limit,
+                                  opt, ra=zones.ra, set_tc=zones.set_tc)
             return refused(data, query.question)
         return self._answer(table, zone, query, lname, conn is None, room)
 

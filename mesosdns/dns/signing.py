@@ -9,10 +9,19 @@ The key is the one of ``zoneTransfer.tsig`` (`TSIGKey`). A request signed
 with another key, or with another algorithm, gets BADKEY; a MAC that does
 not verify BADSIG (both unsigned replies, RCODE NOTAUTH); a valid MAC signed
 outside the fudge BADTIME (signed, the server's time in Other Data).
+
+MAC truncation (RFC 8945 section 5.2.2.1): a MAC longer than the
+algorithm's output, or shorter than the larger of 10 octets and half of
+it, is FORMERR; one truncated within those limits is checked on the
+octets it has (BADSIG when they do not match, BADTIME out of the fudge)
+and then refused as BADTRUNC (signed, RFC 8945 sections 5.2.4 and 5.3.2):
+the local policy accepts whole MACs only, as dnspython's own verification
+does.
 """
 
 from __future__ import annotations
 
+import hmac
 import struct
 import time
 from dataclasses import dataclass
@@ -35,6 +44,9 @@ RCODE_NOTAUTH: Final = 9
 BADSIG: Final = 16
 BADKEY: Final = 17
 BADTIME: Final = 18
+BADTRUNC: Final = 22
+# Signer.check's verdict on a MAC of a size RFC 8945 forbids: FORMERR
+MAC_SIZE_FORMERR: Final = -1
 FUDGE: Final = 300  # seconds, as RFC 8945 recommends
 
 # dnspython's TSIG functions and rdata class (untyped)
@@ -135,15 +147,22 @@ class Signer:
         self.owner = wire.text_to_wire(key.name) or b"\x00"
         self.algorithm: bytes = self.key.algorithm.canonicalize().to_wire() or b"\x00"
         size = dns.tsig.mac_sizes.get(self.key.algorithm, 64)
+        self.mac_size = size
+        self.min_mac = max(10, size // 2)  # shorter: FORMERR (RFC 8945 section 5.2.2.1)
         # the room a TSIG record of ours takes (BADTIME's Other Data included)
         self.room = len(self.owner) + 10 + len(self.algorithm) + 16 + size + 6
 
     def check(self, data: bytes, t: RequestTSIG, now: int | None = None) -> int:
         """0 when the request verifies, else the TSIG error: BADKEY,
-        BADSIG or BADTIME."""
+        BADSIG, BADTIME or BADTRUNC; `MAC_SIZE_FORMERR` for a MAC of a size
+        no signer may send."""
         if t.owner != self.owner or t.algorithm != self.algorithm:
             return BADKEY
+        if not self.min_mac <= len(t.mac) <= self.mac_size:
+            return MAC_SIZE_FORMERR
         now = int(time.time()) if now is None else now
+        if len(t.mac) < self.mac_size:
+            return self._check_truncated(data, t, now)
         try:  # (dnspython checks the fields too: an error code over 4095 is refused)
             rdata = _rdata(self.key.algorithm, t.time_signed, t.fudge, t.mac, t.original_id,
                            t.error, t.other)
@@ -154,6 +173,26 @@ class Signer:
                 ValueError):
             return BADSIG
         return 0
+
+    def _check_truncated(self, data: bytes, t: RequestTSIG, now: int) -> int:
+        """A MAC truncated within the limits: its octets checked against the
+        start of the MAC we compute (dnspython's ``sign`` over the message
+        without its TSIG record), then the time; then BADTRUNC."""
+        if t.error != 0:
+            return BADSIG  # (as dnspython's validate: a request carries no error)
+        arcount = (data[10] << 8 | data[11]) - 1
+        unsigned = data[:10] + struct.pack(">H", arcount) + data[12 : t.start]
+        try:
+            rdata = _rdata(self.key.algorithm, t.time_signed, t.fudge, b"", t.original_id,
+                           t.error, t.other)
+            full, _ = _tsig.sign(unsigned, self.key, rdata, t.time_signed, b"")
+        except (dns.exception.DNSException, ValueError):
+            return BADSIG
+        if not hmac.compare_digest(bytes(full.mac[: len(t.mac)]), t.mac):
+            return BADSIG
+        if abs(t.time_signed - now) > t.fudge:
+            return BADTIME
+        return BADTRUNC
 
     def sign(
         self,
@@ -176,6 +215,13 @@ class Signer:
         rr = tsig_record(self.owner, self.algorithm, now, FUDGE, signed.mac, original_id,
                          error, other)
         return with_record(message, rr), ctx
+
+    def badtrunc(self, data: bytes, question: bytes, t: RequestTSIG) -> bytes:
+        """The signed NOTAUTH / BADTRUNC reply (RFC 8945 section 5.3.2: an
+        error of the local truncation policy is signed, the request's
+        truncated MAC in the digest)."""
+        head = wire.error_reply(data, RCODE_NOTAUTH, question)
+        return self.sign(head, t.mac, t.original_id, error=BADTRUNC)[0]
 
     def badtime(self, data: bytes, question: bytes, t: RequestTSIG) -> bytes:
         """The signed NOTAUTH / BADTIME reply: the request's time signed, the

@@ -6,8 +6,12 @@ requests signed with it (unsigned: REFUSED); any query that carries a TSIG
 record gets its reply signed (`mesosdns.dns.signing`).
 
 Zones: the cluster domain and each alias zone (`mesosdns.dns.zonedata`
-says what each holds). A transfer request for any other name gets NOTAUTH;
-operator zones (``zones``) are not transferred.
+says what each holds), then each operator zone (``zones``) with data of its
+own, whose origin is the asked name and whose source filters admit the
+client (`mesosdns.dns.opxfr` says which and what it holds; it is compiled
+once per refresh and immutable, so a transfer holds one version without
+copies). A transfer request for any other name gets NOTAUTH; one with other
+than one question FORMERR (RFC 5936 section 2.2.1).
 
 One version per transfer: the replica updates its record maps in place
 between two callbacks of the event loop, so a transfer takes its own
@@ -17,12 +21,14 @@ octets, names compressed, one at a time: it waits while the connection's
 transport asks to pause writing (TCP flow control), and yields to the loop
 after each message, so queries keep being answered.
 
-IXFR: from the replica's journal (`mesosdns.dns.journal`), the condensed
+IXFR of the cluster's zones: from the replica's journal (`mesosdns.dns.journal`), the condensed
 differences between the client's serial and now (SOA new, SOA old,
 deletions, SOA new, additions, SOA new); a single SOA for a client that is
 current; the whole zone, in AXFR form, for a serial the journal does not
 hold. Over UDP the reply is the current SOA alone, as BIND answers: the
-client is current, or it retries over TCP (RFC 1995 section 2).
+client is current, or it retries over TCP (RFC 1995 section 2). IXFR of an
+operator zone: no journal; the SOA alone for a client that is current, else
+the whole zone in AXFR form.
 """
 
 from __future__ import annotations
@@ -37,8 +43,18 @@ from typing import Any, Final, Protocol
 from mesosdns.dns import wire
 from mesosdns.dns.answers import AnswerTable
 from mesosdns.dns.journal import Journal, Version
+from mesosdns.dns.opxfr import ZoneRR, pack_rrs, transfer_zone, zone_records, zone_soa
+from mesosdns.dns.opzones import CompiledZone, CompiledZones
 from mesosdns.dns.settings import TransferSettings
-from mesosdns.dns.signing import BADTIME, RequestTSIG, Signer, error_reply, read_tsig
+from mesosdns.dns.signing import (
+    BADTIME,
+    BADTRUNC,
+    MAC_SIZE_FORMERR,
+    RequestTSIG,
+    Signer,
+    error_reply,
+    read_tsig,
+)
 from mesosdns.dns.zonedata import Record, VersionView, ZoneRules, zone_names, zone_rules
 
 log = logging.getLogger(__name__)
@@ -68,7 +84,7 @@ class Connection(Protocol):
 class TransferStats:
     """Counts of transfer requests by outcome."""
 
-    __slots__ = ("axfr", "ixfr", "ixfr_full", "notauth", "refused", "tsig_errors")
+    __slots__ = ("axfr", "formerr", "ixfr", "ixfr_full", "notauth", "refused", "tsig_errors")
 
     def __init__(self) -> None:
         self.axfr = 0  # AXFR replies started
@@ -76,7 +92,8 @@ class TransferStats:
         self.ixfr_full = 0  # IXFR answered with the whole zone
         self.refused = 0
         self.notauth = 0
-        self.tsig_errors = 0  # BADKEY, BADSIG, BADTIME
+        self.tsig_errors = 0  # BADKEY, BADSIG, BADTIME, BADTRUNC
+        self.formerr = 0  # transfer requests without exactly one question
 
     def as_dict(self) -> dict[str, int]:
         """The counters by their metric names (``mesosdns_xfr_axfr`` ...)."""
@@ -87,6 +104,7 @@ class TransferStats:
             "XfrRefused": self.refused,
             "XfrNotAuth": self.notauth,
             "XfrTSIGErrors": self.tsig_errors,
+            "XfrFormErr": self.formerr,
         }
 
 
@@ -289,9 +307,13 @@ class Transfers:
         error = 17 if signer is None else signer.check(data, t)  # BADKEY without a key
         if error == 0:
             return t
+        if error == MAC_SIZE_FORMERR:
+            return wire.formerr_reply(data)
         self.stats.tsig_errors += 1
         if error == BADTIME and signer is not None:
             return signer.badtime(data, query.question, t)
+        if error == BADTRUNC and signer is not None:
+            return signer.badtrunc(data, query.question, t)
         return error_reply(data, query.question, t, error)
 
     def sign(self, reply: bytes, t: RequestTSIG | None) -> bytes:
@@ -315,16 +337,26 @@ class Transfers:
         t: RequestTSIG | None,
         source: Any,
         conn: Connection | None,
+        zones: CompiledZones | None = None,
     ) -> bytes | None:
-        """The reply to an AXFR or IXFR request (None: a transfer started)."""
+        """The reply to an AXFR or IXFR request (None: a transfer started);
+        ``zones``: the operator zones served now."""
         stats = self.stats
+        if data[4:6] != b"\x00\x01":  # one question, no more (RFC 5936 section 2.2.1)
+            stats.formerr += 1
+            return self.sign(wire.formerr_reply(data), t)
         if not self.allows(source) or (self.signer is not None and t is None):
             stats.refused += 1
             return self.sign(wire.error_reply(data, wire.RCODE_REFUSED, query.question), t)
         if table is None:
             return self.sign(wire.error_reply(data, wire.RCODE_SERVFAIL, query.question), t)
-        rules = self.zones(table).get(query.qname.lower())
-        if rules is None or query.qclass != wire.CLASS_IN:
+        lname = query.qname.lower()
+        rules = self.zones(table).get(lname)
+        opzone = None
+        if rules is None and query.qclass == wire.CLASS_IN:
+            host = source[0] if isinstance(source, tuple) and source else None
+            opzone = transfer_zone(zones, lname, host)
+        if (rules is None and opzone is None) or query.qclass != wire.CLASS_IN:
             stats.notauth += 1
             return self.sign(wire.error_reply(data, 9, query.question), t)  # NOTAUTH
         ixfr = query.qtype == TYPE_IXFR
@@ -333,24 +365,53 @@ class Transfers:
             if not ixfr:  # AXFR is TCP only (RFC 5936 section 4.2)
                 return self.sign(wire.error_reply(data, wire.RCODE_NOTIMP, query.question), t)
             stats.ixfr += 1
+            if opzone is not None:
+                msg = next(pack_rrs(query.ident, flags, query.question, [zone_soa(opzone)[0]],
+                                    MESSAGE_SIZE))
+                return self.sign(msg, t)
+            assert rules is not None
             soa = _split(rules.soa(table.serial), rules.apex)
             msg = next(pack_messages(query.ident, flags, query.question, [soa], table.settings.ttl))
             return self.sign(msg, t)
-        records: Iterable[Record]
+        serial = None
         if ixfr:
             serial = client_serial(data)
             if serial is None:
                 return wire.formerr_reply(data)
-            records = self._ixfr(table, rules, serial)
+        messages: Iterator[bytes]
+        limit = MESSAGE_SIZE - self.room
+        if opzone is not None:
+            messages = pack_rrs(query.ident, flags, query.question,
+                                self._opzone(opzone, serial), limit)
         else:
-            stats.axfr += 1
-            records = Snapshot(table, rules, self.journal).axfr()
-        messages = pack_messages(query.ident, flags, query.question, records, table.settings.ttl,
-                                 MESSAGE_SIZE - self.room)
+            assert rules is not None
+            records: Iterable[Record]
+            if serial is not None:
+                records = self._ixfr(table, rules, serial)
+            else:
+                stats.axfr += 1
+                records = Snapshot(table, rules, self.journal).axfr()
+            messages = pack_messages(query.ident, flags, query.question, records,
+                                     table.settings.ttl, limit)
         task = asyncio.get_running_loop().create_task(self._send(conn, messages, t))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return None
+
+    def _opzone(self, zone: CompiledZone, serial: int | None) -> Iterable[ZoneRR]:
+        """An operator zone's AXFR (``serial`` None), or its IXFR: the SOA
+        alone for a client that is current, else the whole zone (no journal:
+        the compiled zone holds one version)."""
+        stats = self.stats
+        if serial is None:
+            stats.axfr += 1
+            return zone_records(zone)
+        soa, current = zone_soa(zone)
+        if not serial_lt(serial, current):
+            stats.ixfr += 1
+            return [soa]
+        stats.ixfr_full += 1
+        return zone_records(zone)
 
     def _ixfr(self, table: AnswerTable, rules: ZoneRules, serial: int) -> Iterable[Record]:
         """IXFR's records: condensed from the journal, the SOA alone, or the

@@ -13,6 +13,11 @@ the older one's task, so that a target that was down gets the latest
 serial, once. With a TSIG key, every NOTIFY is signed, and an answer counts
 only when its signature verifies.
 
+The cluster domain (and the zones passed with it) share the cluster's
+serial (`changed`); operator zones that can be transferred have serials of
+their own (a zone file's SOA), so they are notified by their own serial
+(`zones_changed`), each when it changes.
+
 The message (opcode NOTIFY, AA set, the zone's SOA as the question) is made
 and signed with dnspython; a NOTIFY a second is nowhere near a hot path.
 """
@@ -24,7 +29,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -103,6 +108,7 @@ class Notifier:
         self.first_retry, self.max_retry = first_retry, max_retry
         self.stats = NotifyStats()
         self.serial = 0
+        self._zone_serials: dict[dns.name.Name, int] = {}  # operator zones
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self._keyname: dns.name.Name | None = None
         if key is not None:
@@ -138,14 +144,29 @@ class Notifier:
             return
         self.serial = serial
         for zone in self.zones:
-            for target in self.targets:
-                old = self._tasks.get((zone, target))
-                if old is not None and not old.done():
-                    old.cancel()
-                    self.stats.superseded += 1
-                self._tasks[(zone, target)] = asyncio.get_running_loop().create_task(
-                    self._notify(zone, target, serial)
-                )
+            self._notify_all(zone, serial)
+
+    def zones_changed(self, serials: Mapping[str, int]) -> None:
+        """The operator zones served now, origin -> serial: notify every
+        target of each zone that is new or whose serial changed."""
+        if not self._transports:
+            return
+        known = self._zone_serials
+        for text, serial in serials.items():
+            zone = dns.name.from_text(text)
+            if known.get(zone) != serial:
+                known[zone] = serial
+                self._notify_all(zone, serial)
+
+    def _notify_all(self, zone: dns.name.Name, serial: int) -> None:
+        for target in self.targets:
+            old = self._tasks.get((zone, target))
+            if old is not None and not old.done():
+                old.cancel()
+                self.stats.superseded += 1
+            self._tasks[(zone, target)] = asyncio.get_running_loop().create_task(
+                self._notify(zone, target, serial)
+            )
 
     def _message(self, zone: dns.name.Name) -> dns.message.Message:
         msg = dns.message.make_query(zone, dns.rdatatype.SOA)

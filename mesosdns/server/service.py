@@ -25,6 +25,7 @@ from aiohttp import web
 
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import Config
+from mesosdns.dns.opxfr import transfer_serials
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.rrl import TABLE_FILE, RRLTable
 from mesosdns.metrics import Metrics, RefreshStats
@@ -194,6 +195,7 @@ class ServingService:
             self.store.publish(snap)
         if self.notifier is not None and replica.ready:
             self.notifier.changed(replica.serial)
+            self.notifier.zones_changed(transfer_serials(replica.opzones))
 
     async def _start_notifier(self, config: Config) -> None:
         """NOTIFY the ``zoneTransfer.notify`` targets of each new serial:
@@ -207,6 +209,7 @@ class ServingService:
         self.notifier = notifier
         if self.replica.ready:
             notifier.changed(self.replica.serial)
+            notifier.zones_changed(transfer_serials(self.replica.opzones))
 
     async def _restart_notifier(self, config: Config) -> None:
         old, self.notifier = self.notifier, None

@@ -441,6 +441,7 @@ def _compile_zone(
         rev_soa=MappingProxyType(rev_soa),
         forwarders=zone.forwarders,
         cont=zone.cont,
+        own_data=bool(zone.records or zone.templates),
     )
     return compiled, len(b.seen)
 
