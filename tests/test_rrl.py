@@ -30,6 +30,7 @@ from test_processes import Supervised, counted_since, from_file, launch, no_trac
 
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import RRLConfig, parse_config
+from mesosdns.dns import rrl as rrl_module
 from mesosdns.dns import wire
 from mesosdns.dns.rrl import (
     DROP,
@@ -157,30 +158,41 @@ def takes(rl: RateLimiter, n: int, host: str = "10.0.0.1", key: bytes = b"k") ->
     return [rl.take((host, 53), key, now) for _ in range(n)]
 
 
-def left(rl: RateLimiter) -> int:
-    """The credit a limiter holds reserved."""
-    return sum(n for mine in rl.local.values() for n in mine.values())
-
-
-def test_engine_one_worker_reserves_the_whole_balance_and_limits_exactly() -> None:
-    """``take`` reserves credit from the table in one step and spends it
-    locally: with one worker, the same verdicts as debiting one by one."""
+def test_engine_one_worker_keeps_the_accounts_itself_with_the_same_verdicts() -> None:
+    """With one worker ``take`` keeps the accounts in the worker's own dict:
+    the verdicts are the shared table's, one by one."""
     clock = Clock()
     rl = limiter(clock, responses_per_second=5, slip=2, window=2)
-    assert takes(rl, 9) == [OK] * 5 + [DROP, SLIP, DROP, SLIP]  # balance -4
-    assert left(rl) == 0
+    ref = limiter(clock, responses_per_second=5, slip=2, window=2)
+
+    def both(n: int, host: str = "10.0.0.1") -> list[int]:
+        got = takes(rl, n, host)
+        assert got == verdicts(ref, n, pfx=ref.prefix((host, 53)))
+        return got
+
+    assert both(9) == [OK] * 5 + [DROP, SLIP, DROP, SLIP]  # balance -4
     clock.now += 1  # -4 + 5: 1 credit
-    assert takes(rl, 3) == [OK, DROP, SLIP]  # -2
+    assert both(3) == [OK, DROP, SLIP]  # -2
     clock.now += 1  # -2 + 5: 3
-    assert takes(rl, 1) == [OK]
-    assert left(rl) == 2  # reserved, not yet spent; the table has 0
-    # another host of the same /24: the same account, and its reservation
-    assert takes(rl, 4, "10.0.0.2") == [OK, OK, DROP, SLIP]  # -2
-    assert takes(rl, 1) == [DROP]  # -3
-    clock.now += 2  # a new second: -3 + 10, at most 5
-    assert takes(rl, 1) == [OK] and left(rl) == 4
-    assert takes(rl, 6, "10.0.0.2") == [OK] * 4 + [SLIP, DROP]
-    assert left(rl) == 0
+    assert both(1) == [OK]
+    # another host of the same /24: the same account
+    assert both(4, "10.0.0.2") == [OK, OK, DROP, SLIP]
+    clock.now += 2  # -2 + 10, at most 5
+    assert both(6, "10.0.0.2") == [OK] * 5 + [DROP]
+    assert both(2, "10.0.1.1") == [OK, OK]  # another /24
+    assert rl.words[:].tobytes() == bytes(len(rl.words) * 8)  # the table untouched
+
+
+def test_engine_a_workers_own_accounts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rrl_module, "LOCAL_ACCOUNTS", 4)
+    rl = limiter(responses_per_second=2, slip=0)
+    assert takes(rl, 3, key=b"a") == [OK, OK, DROP]
+    for k in (b"b", b"c", b"d"):
+        assert takes(rl, 1, key=k) == [OK]
+    assert rl.local_entries == 4
+    assert takes(rl, 1, key=b"e") == [OK]  # past the bound: all forgotten
+    assert rl.local_entries == 1
+    assert takes(rl, 1, key=b"a") == [OK]  # "a" starts again with full credit
 
 
 def test_engine_workers_reserve_a_share_and_are_never_over_the_rate(tmp_path: Path) -> None:

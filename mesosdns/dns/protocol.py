@@ -442,8 +442,8 @@ class DNSServer:
         take = rl.take
         self._rrl_now = now = int(rl.clock())
         rl.second(now)
-        local = rl.local
-        prefixes = rl.prefixes
+        local, prefixes, solo, refill = rl.local, rl.prefixes, rl.solo, rl.refill
+        second = now & 0xFFFFFF  # rrl.SECOND_MASK
         stats = self.stats
         ok = 0
         try:
@@ -460,16 +460,22 @@ class DNSServer:
                     ctr += 1
                     ok += 1
                     flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
-                    # take's first step inline: credit this worker reserved
-                    # for the client's prefix in this second (the key's hash
-                    # is cached by the look-up above)
+                    # take's common cases inline (see rrl.RateLimiter): credit
+                    # left in this second; with one worker, a later second
+                    # and no debt (the key's hash is cached by hot.get)
                     mine = local.get(prefixes.get(addr[0]))
                     if mine is not None:
-                        left = mine.get(key)
-                        if left:
-                            mine[key] = left - 1
-                            send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
-                            continue
+                        state = mine.get(key)
+                        if state is not None:
+                            if state & 0xFFFFFF == second:  # rrl.SECOND_MASK
+                                if state >= 0x100000000:  # rrl.ONE
+                                    mine[key] = state - 0x100000000
+                                    send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                                    continue
+                            elif solo and state >= 0:
+                                mine[key] = refill + (state & 0xFF000000) + second
+                                send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                                continue
                     verdict = take(addr, key, now)
                     if verdict == OK:
                         send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)

@@ -48,8 +48,8 @@ What we follow from BIND 9's ``rate-limit`` (where the issue is silent):
   only to ``allowRecursion`` clients, strangers get REFUSED (limited as an
   error), and the forwarder's in-flight cap bounds them.
 
-One table for all serving processes: the accounts live in a fixed table of
-``TABLE_SLOTS`` buckets in a shared ``mmap`` (`RRLTable`): the supervisor
+One table for all serving processes (``workers`` > 1): the accounts live
+in a fixed table of ``TABLE_SLOTS`` buckets in a shared ``mmap`` (`RRLTable`): the supervisor
 makes the file in the run directory before it forks the workers, and every
 worker (replacements too) maps the same file, so the limit holds per server,
 not per worker, however SO_REUSEPORT spreads a client's source ports. A
@@ -62,18 +62,22 @@ errs on the side of answering). Updates are not atomic across processes:
 two workers debiting one bucket at the same instant can lose a debit, so
 the limit is approximate under races.
 
-Reservations: a reply does not touch the shared table each time. The first
-reply of an account in a second takes a share of the account's credit from
-its bucket at once (all of it with one worker, ``1 / (2 * workers)`` of
-the rate with more, at least one), and the worker spends the rest from a
-dict of its own (`RateLimiter.local`, prefix -> key -> credits left, emptied
-at each new second) until it runs out. With one worker this is exactly the
-token bucket above (a reservation left unspent at the end of a second is
-lost, but the refill caps the balance at the rate anyway). With several,
-credit one worker reserved and did not spend is not available to another
-in the same second: an account whose replies SO_REUSEPORT spreads over N
-workers can be limited up to ``(N - 1) / (2 * N)`` of the rate early, never
-late.
+With one worker there is no shared table: the worker keeps the accounts in
+a dict of its own (`RateLimiter.local`, prefix -> key -> the same state
+word), which its UDP loop reads and writes without a function call.
+
+With several, a reply does not touch the shared table each time either: the
+first reply of an account in a second takes a reservation of
+``rate / (2 * workers)`` credits (at least one) from its bucket at once, and
+the worker spends it from its own dict (emptied at each new second) until it
+runs out. Credit one worker reserved and did not spend is not available to
+another in the same second: an account whose replies SO_REUSEPORT spreads
+over N workers can be limited up to ``(N - 1) / (2 * N)`` of the rate
+early, never late.
+
+Either dict holds at most ``LOCAL_ACCOUNTS`` accounts; past that it is
+emptied (under a flood of many distinct accounts, some are forgotten early:
+again only errs on the side of answering).
 """
 
 from __future__ import annotations
@@ -104,6 +108,9 @@ SECOND_MASK: Final = 0xFFFFFF
 ONE: Final = 1 << 32  # one credit in the state word
 _MAX_DEBT: Final = (1 << 30) - 1  # the balance's floor fits its 32 bits
 TABLE_FILE: Final = "rrl.table"  # in the run directory
+# a worker's own accounts (one worker) or reservations (several) at most; past
+# it they are all forgotten (and start again with full credit)
+LOCAL_ACCOUNTS: Final = 1 << 16
 # the key of the per-prefix error account (every other key is longer)
 ERROR_KEY: Final = b"E"
 _NX: Final = b"N"  # NXDOMAIN keys: this, then the zone's wire name
@@ -152,9 +159,14 @@ class RateLimiter:
 
     ``clock`` gives seconds (monotonic; tests inject their own), read by
     the caller once per batch of datagrams, which calls `second` with it and
-    then `take` per reply. The caller may do take's first step itself
-    (`mesosdns.dns.protocol`'s hot loop): credit left in
-    ``local[prefixes[host]][key]`` is spent there. `check` debits the shared table alone, one reply.
+    then `take` per reply. ``local`` (prefix -> key -> state word) holds,
+    with one worker (``solo``), the accounts themselves; with several, the
+    credit reserved from the shared table in this second, as a state word
+    of that balance. The caller may do take's common cases itself
+    (`mesosdns.dns.protocol`'s hot loop): a word of this second with a
+    balance of at least one (``ONE``): subtract ``ONE``; solo, a word of an
+    earlier second without debt: ``refill`` plus its slip count plus this
+    second. `check` debits the shared table alone, one reply.
     """
 
     def __init__(
@@ -169,46 +181,63 @@ class RateLimiter:
         self.slip = settings.slip
         self.v4_shift = 32 - settings.ipv4_prefix_length
         self.v6_shift = 128 - settings.ipv6_prefix_length
+        self.solo = settings.workers <= 1
+        # solo, the table is only `check`'s (its pages are never touched)
         self.table = table if table is not None else RRLTable()
         self.words = self.table.words
         self.mask = self.table.slots - 1
         self.clock = clock
         self.prefixes: dict[object, int] = {}
-        # a reservation: the whole balance with one worker, else a share
-        workers = settings.workers
-        self.want = self.rate if workers <= 1 else max(1, self.rate // (2 * workers))
-        # this second's reservations: prefix -> key -> credits left
+        # with several workers, a reservation is a share of the rate
+        self.want = max(1, self.rate // (2 * max(1, settings.workers)))
+        # the state word of an account refilled in a later second, less one
+        self.refill = (self.rate - 1) * ONE
         self.local: dict[object, dict[bytes, int]] = {}
         self.local_second = -1
+        self.local_entries = 0
 
     def second(self, now: int) -> None:
-        """Start second ``now`` (the reservations of an earlier one lapse)."""
+        """Start second ``now`` (with several workers, the reservations of
+        an earlier one lapse)."""
         if now != self.local_second:
             self.local_second = now
-            if self.local:
-                self.local = {}
+            if not self.solo and self.local:
+                self._forget()
+
+    def _forget(self) -> None:
+        # in place: the protocol's loop holds a reference for its batch
+        self.local.clear()
+        self.local_entries = 0
 
     def take(self, addr: Any, key: bytes, now: int) -> int:
         """One reply to ``addr`` from account ``key`` at second ``now``
-        (`second` already called for it): OK, DROP or SLIP. The protocol's
-        hot loop does the first step (credit reserved) inline."""
+        (`second` already called for it): OK, DROP or SLIP."""
         host = addr[0] if isinstance(addr, tuple) and addr else None
         pfx = self.prefixes.get(host)
         if pfx is None:
             pfx = self.prefix(addr)
         mine = self.local.get(pfx)
-        if mine is not None:
-            left = mine.get(key)
-            if left:
-                mine[key] = left - 1
-                return OK
+        state = None if mine is None else mine.get(key)
+        if state is None:
+            if self.local_entries >= LOCAL_ACCOUNTS:
+                self._forget()  # forgotten accounts start again with full credit
+                mine = None
+            if mine is None:
+                mine = self.local[pfx] = {}
+            self.local_entries += 1
+        assert mine is not None
+        sec = now & SECOND_MASK
+        if self.solo:
+            state, verdict = self._debit(state, sec, 1)
+            mine[key] = state
+            return OK if verdict > 0 else DROP if verdict == 0 else SLIP
+        if state is not None and state & SECOND_MASK == sec and state >= ONE:
+            mine[key] = state - ONE
+            return OK
         got = self.reserve(pfx, key, now, self.want)
         if got <= 0:
             return DROP if got == 0 else SLIP
-        if got > 1:
-            if mine is None:
-                mine = self.local[pfx] = {}
-            mine[key] = got - 1
+        mine[key] = (got - 1) * ONE + sec
         return OK
 
     def now(self) -> int:
@@ -261,15 +290,21 @@ class RateLimiter:
         h = pfx ^ hash(key)
         words = self.words
         i = (h & self.mask) << 1
-        now &= SECOND_MASK
+        # another account's bucket is taken over as a new account's
+        state = words[i + 1] if words[i] == h else None
+        words[i + 1], got = self._debit(state, now & SECOND_MASK, want)
+        words[i] = h
+        return got
+
+    def _debit(self, state: int | None, now: int, want: int) -> tuple[int, int]:
+        """An account's state word (None: a new account, full credit) at
+        second ``now`` (masked) less up to ``want`` replies: the new word,
+        and how many were granted (>= 1), or 0 (drop) or -1 (slip) when the
+        account is out of credit (debited one, down to the floor)."""
         rate = self.rate
-        if words[i] != h:
-            # a new account (or another's bucket): full credit
+        if state is None:
             got = min(want, rate)
-            words[i] = h
-            words[i + 1] = (rate - got) * ONE + now
-            return got
-        state = words[i + 1]
+            return (rate - got) * ONE + now, got
         balance = state >> 32
         slips = (state >> 24) & 0xFF
         elapsed = (now - state) & SECOND_MASK
@@ -277,11 +312,8 @@ class RateLimiter:
             balance = min(rate, balance + elapsed * rate)
         if balance >= 1:
             got = min(want, balance)
-            words[i + 1] = (balance - got) * ONE + (slips << 24) + now
-            return got
-        balance -= 1
-        if balance < self.floor:
-            balance = self.floor
+            return (balance - got) * ONE + (slips << 24) + now, got
+        balance = max(self.floor, balance - 1)
         verdict = 0
         slip = self.slip
         if slip:
@@ -289,8 +321,7 @@ class RateLimiter:
             if slips >= slip:
                 slips = 0
                 verdict = -1
-        words[i + 1] = balance * ONE + (slips << 24) + now
-        return verdict
+        return balance * ONE + (slips << 24) + now, verdict
 
 
 # -- responses ------------------------------------------------------------
