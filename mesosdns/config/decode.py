@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mesosdns.config.jsonfold import fold as _fold
-from mesosdns.config.jsonfold import json_type as _json_type
 from mesosdns.config.model import AUTH_MECHANISMS, STATE_SOURCES, MesosCredentials
 from mesosdns.errors import ConfigError
+from mesosdns.jsonfold import fold as _fold
+from mesosdns.jsonfold import json_type as _json_type
 
 _INT32_MAX: Final = 2**31 - 1
 _UINT32_MAX: Final = 2**32 - 1

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Final
 
 from mesosdns.config.decode import _Bad, _Decoded, _int
-from mesosdns.config.jsonfold import fold as _fold
 from mesosdns.config.model import RRLConfig
+from mesosdns.jsonfold import fold as _fold
 
 # sub-key -> (RRLConfig attribute, range as BIND's rate-limit options)
 _SUBKEYS: Final = {

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from mesosdns.config.addresses import is_valid_domain, split_resolver
-from mesosdns.config.jsonfold import fold as _fold
-from mesosdns.config.jsonfold import json_type as _json_type
 from mesosdns.config.view import REDACTED
+from mesosdns.jsonfold import fold as _fold
+from mesosdns.jsonfold import json_type as _json_type
 
 # Accepted TSIG algorithms (RFC 8945 section 6), as written in the file
 # (lower case, no trailing dot) -> dnspython's name text for them.

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from mesosdns.dns import wire
+from mesosdns.jsonfold import json_type as _type_name
 from mesosdns.zones.records import (
     MAX_TTL,
     RR,
@@ -195,18 +196,6 @@ def _fold(
             continue
         found[folded] = v
     return found
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 class _ZoneChecker:
