@@ -31,7 +31,7 @@ import random
 import socket
 import struct
 import time
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from mesosdns.dns import wire
 from mesosdns.dns.answers import (
@@ -56,6 +56,7 @@ from mesosdns.dns.rrl import (
 )
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.dns.signing import RequestTSIG
+from mesosdns.dns.tcp import TCPConnection
 from mesosdns.dns.xfr import XFR_TYPES, Transfers
 from mesosdns.dns.zone_router import ZoneRouter, ZoneStats  # operator zones
 
@@ -275,7 +276,7 @@ class DNSServer:
         self._udp: socket.socket | None = None
         self._tcp: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conns: set[_TCPConnection] = set()
+        self._conns: set[TCPConnection] = set()
         self._errlog = _RateLimitedLog()
         self._log_queries = settings.log_queries
         # maxUDPPayload: the cap on every UDP reply and the size our OPT
@@ -347,7 +348,7 @@ class DNSServer:
                     raise
                 continue
             break
-        self._tcp = await self._loop.create_server(lambda: _TCPConnection(self), sock=tcp)
+        self._tcp = await self._loop.create_server(lambda: TCPConnection(self), sock=tcp)
         self._udp = udp
         self.udp_port = self.tcp_port = port
         self._loop.add_reader(
@@ -764,7 +765,7 @@ class DNSServer:
 
     # -- the general path (UDP and TCP) ---------------------------------
 
-    def _respond(self, data: bytes, addr: Any, conn: _TCPConnection | None) -> bytes | None:
+    def _respond(self, data: bytes, addr: Any, conn: TCPConnection | None) -> bytes | None:
         """Reply to any message; None when there is none (yet).
 
         ``conn`` is the TCP connection, None for UDP (then ``addr`` is the
@@ -821,7 +822,7 @@ class DNSServer:
     # -- zoneTransfer: AXFR, IXFR, TSIG ---------------------------------
 
     def _transfer_or_signed(
-        self, data: bytes, query: wire.Query, addr: Any, conn: _TCPConnection | None
+        self, data: bytes, query: wire.Query, addr: Any, conn: TCPConnection | None
     ) -> bytes | None:
         """A transfer request, or a question signed with TSIG (transfers on)."""
         transfers = self.transfers
@@ -841,7 +842,7 @@ class DNSServer:
         return transfers.sign(self._signed_answer(data, query, addr, conn, transfers.room), t)
 
     def _signed_answer(
-        self, data: bytes, query: wire.Query, addr: Any, conn: _TCPConnection | None, room: int
+        self, data: bytes, query: wire.Query, addr: Any, conn: TCPConnection | None, room: int
     ) -> bytes:
         """The reply to a verified signed question, before it is signed: as
         any in-domain answer, leaving ``room`` for the TSIG record in a UDP
@@ -953,7 +954,7 @@ class DNSServer:
         return self._opzones.stats
 
     def _zones_query(
-        self, data: bytes, query: wire.Query, lname: bytes, addr: Any, conn: _TCPConnection | None
+        self, data: bytes, query: wire.Query, lname: bytes, addr: Any, conn: TCPConnection | None
     ) -> None:
         """A parsed question outside the domain, to the operator zones."""
         opt = self._opts[query.edns_do] if query.edns_size >= 0 else b""
@@ -969,7 +970,7 @@ class DNSServer:
 
     # -- TCP ------------------------------------------------------------
 
-    def _tcp_message(self, data: bytes, conn: _TCPConnection) -> None:
+    def _tcp_message(self, data: bytes, conn: TCPConnection) -> None:
         try:
             reply = self._respond(data, None, conn)
         except Exception:
@@ -978,135 +979,6 @@ class DNSServer:
             reply = wire.error_reply(data, wire.RCODE_SERVFAIL, None) if len(data) >= 12 else None
         if reply:
             conn.send(reply)
-
-
-class _TCPConnection(asyncio.Protocol):
-    """One TCP client: length-prefixed messages, pipelined, with an idle timeout."""
-
-    def __init__(self, server: DNSServer) -> None:
-        self.server = server
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.idle: asyncio.TimerHandle | None = None
-        self.last = 0.0
-        self.paused = False
-        self.pending = 0  # forwarded queries not answered yet
-        self.peer: Any = None  # the client's address (allowRecursion)
-        self.waiter: asyncio.Future[None] | None = None  # a zone transfer waiting to write
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCP transports are not asyncio.Transport subclasses
-        transport = cast(asyncio.Transport, transport)
-        server = self.server
-        if len(server._conns) >= server.settings.max_tcp_connections:
-            transport.abort()
-            server.stats.dropped += 1
-            return
-        self.transport = transport
-        self.peer = transport.get_extra_info("peername")
-        server._conns.add(self)
-        server.stats.tcp_connections += 1
-        self._touch()
-
-    def _touch(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.last = loop.time()
-        if self.idle is None:
-            self.idle = loop.call_at(
-                self.last + self.server.settings.tcp_idle_timeout, self._check_idle
-            )
-
-    def _check_idle(self) -> None:
-        self.idle = None
-        if self.transport is None:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = self.last + self.server.settings.tcp_idle_timeout
-        if loop.time() >= deadline and self.pending <= 0:
-            if self.transport.get_write_buffer_size():
-                # a client that does not read its replies cannot hold the
-                # connection open with them: they are dropped
-                self.transport.abort()
-            else:
-                self.close()
-        else:
-            later = max(deadline, loop.time() + 1.0)
-            self.idle = loop.call_at(later, self._check_idle)
-
-    def data_received(self, data: bytes) -> None:
-        if self.transport is None:
-            return
-        buf = self.buf
-        buf += data
-        while len(buf) >= 2:
-            size = (buf[0] << 8) | buf[1]
-            if len(buf) < 2 + size:
-                break
-            message = bytes(buf[2 : 2 + size])
-            del buf[: 2 + size]
-            # Only a whole message counts as activity: a client
-            # trickling the bytes of one message (slow loris) is closed when
-            # the idle timeout runs out, however often it sends a byte.
-            self._touch()
-            self.server._tcp_message(message, self)
-            if self._gone():
-                return
-
-    def _gone(self) -> bool:
-        return self.transport is None
-
-    def send(self, reply: bytes) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if len(reply) > wire.MAX_MESSAGE:
-            return
-        self.last = asyncio.get_running_loop().time()
-        transport.write(struct.pack(">H", len(reply)) + reply)
-
-    def send_forwarded(self, reply: bytes) -> None:
-        self.pending -= 1
-        self.send(reply)
-
-    def pause_writing(self) -> None:
-        if self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None and self.paused:
-            self.paused = False
-            self.transport.resume_reading()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def closed(self) -> bool:
-        """Gone, or closing (a zone transfer stops writing)."""
-        return self.transport is None or self.transport.is_closing()
-
-    async def writable(self) -> None:
-        """Return once the transport takes more (at once unless it asked to
-        pause writing, TCP flow control), or the connection is gone."""
-        while self.paused and not self.closed():
-            if self.waiter is None:
-                self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server._conns.discard(self)
-        if self.idle is not None:
-            self.idle.cancel()
-            self.idle = None
-        self.transport = None
-        self._wake()
 
 
 __all__ = ["DNSServer", "DNSStats", "Upstream"]

@@ -69,7 +69,7 @@ MESSAGE_SIZE: Final = 64000
 
 
 class Connection(Protocol):
-    """What a transfer needs of a TCP connection (`protocol._TCPConnection`)."""
+    """What a transfer needs of a TCP connection (`mesosdns.dns.tcp.TCPConnection`)."""
 
     pending: int
     peer: Any
