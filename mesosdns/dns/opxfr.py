@@ -135,7 +135,7 @@ def pack_rrs(
         rr = comp.name(owner, pos) + tail
         if pos + len(rr) > limit and parts:
             # full: this message goes, the record starts the next one
-            yield _message(ident, flags, question if first else b"", parts)
+            yield transfer_message(ident, flags, question if first else b"", parts)
             first = False
             comp = wire.NameCompressor()
             pos = wire.HEADER_LEN
@@ -143,10 +143,11 @@ def pack_rrs(
             rr = comp.name(owner, pos) + tail
         parts.append(rr)
         pos += len(rr)
-    yield _message(ident, flags, question if first else b"", parts)
+    yield transfer_message(ident, flags, question if first else b"", parts)
 
 
-def _message(ident: bytes, flags: bytes, question: bytes, parts: list[bytes]) -> bytes:
+def transfer_message(ident: bytes, flags: bytes, question: bytes, parts: list[bytes]) -> bytes:
+    """One message of a transfer: the question in the first only."""
     return b"".join(
         (ident, flags, struct.pack(">HHHH", 1 if question else 0, len(parts), 0, 0), question,
          *parts)

@@ -329,16 +329,8 @@ class RateLimiter:
 
 def _question_end(reply: bytes) -> int:
     """The offset after the (uncompressed) question's name, or -1."""
-    p = wire.HEADER_LEN
-    n = len(reply)
-    while p < n:
-        length = reply[p]
-        if length == 0:
-            return p + 1
-        if length > 63:
-            return -1
-        p += length + 1
-    return -1
+    size = wire.walk_name(reply[wire.HEADER_LEN :])
+    return -1 if size < 0 else wire.HEADER_LEN + size
 
 
 def response_key(reply: bytes, zone_of: Callable[[bytes], bytes | None] | None = None) -> bytes:

@@ -43,7 +43,14 @@ from typing import Any, Final, Protocol
 from mesosdns.dns import wire
 from mesosdns.dns.answers import AnswerTable
 from mesosdns.dns.journal import Journal, Version
-from mesosdns.dns.opxfr import ZoneRR, pack_rrs, transfer_zone, zone_records, zone_soa
+from mesosdns.dns.opxfr import (
+    ZoneRR,
+    pack_rrs,
+    transfer_message,
+    transfer_zone,
+    zone_records,
+    zone_soa,
+)
 from mesosdns.dns.opzones import CompiledZone, CompiledZones
 from mesosdns.dns.settings import TransferSettings
 from mesosdns.dns.signing import (
@@ -196,21 +203,15 @@ def _pack(
             if pos + len(rr) <= limit or not parts:
                 break
             # full: this message goes, the record starts the next one
-            yield _message(ident, flags, question if first else b"", parts)
+            yield transfer_message(ident, flags, question if first else b"", parts)
             first = False
             comp = wire.NameCompressor()
             pos = wire.HEADER_LEN
             parts = []
         parts.append(rr)
         pos += len(rr)
-    yield _message(ident, flags, question if first else b"", parts)
+    yield transfer_message(ident, flags, question if first else b"", parts)
 
-
-def _message(ident: bytes, flags: bytes, question: bytes, parts: list[bytes]) -> bytes:
-    return b"".join(
-        (ident, flags, struct.pack(">HHHH", 1 if question else 0, len(parts), 0, 0), question,
-         *parts)
-    )
 
 
 class Snapshot:
