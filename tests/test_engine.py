@@ -365,7 +365,7 @@ def check_replica(replica: Replica, engine: Engine) -> None:
         assert entry_state(table.entries[key]) == entry_state(e), key
     # the builder's table keeps no hot view; the replica's is its entries'
     assert not mine.hot
-    assert table.hot == {k: (e.fl512, *e.t512) for k, e in table.entries.items()}
+    assert table.hot == {k: (e.fl512, 0, *e.t512) for k, e in table.entries.items()}
     assert table.names == mine.names
     assert table.slow_names == mine.slow_names
     assert table.soa_rr == mine.soa_rr

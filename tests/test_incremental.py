@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mesosdns.dns import wire
 from mesosdns.dns.answers import HOT_PREFIX, AnswerTable, compile_answers, pack_v4, pack_v6
 from mesosdns.dns.incremental import LiveAnswers
-from mesosdns.dns.settings import DNSSettings
+from mesosdns.dns.settings import DNSSettings, RRLSettings
 from mesosdns.records.generator import GeneratorParams, _Generation, generate
 from mesosdns.records.incremental import FINAL_STATES, IncrementalGenerator
 from mesosdns.records.model import RecordSet
@@ -360,7 +360,7 @@ def check_table(
         mine = table.entries[key]
         assert entry_form(mine) == entry_form(e), key
         if live.serve:
-            assert table.hot[key] == (mine.fl512, *mine.t512)
+            assert table.hot[key] == (mine.fl512, 0, *mine.t512)
         # each ready reply tail: the counts, then this entry's own question
         assert all(t[8 : 8 + len(mine.qsec)] == mine.qsec for t in mine.t512), key
         assert len(mine.t512) == len(e.t512)
@@ -692,3 +692,41 @@ def test_a_deferred_srv_name_gets_the_new_address_of_a_target_that_changed_meanw
     for k, e in fresh.entries.items():
         assert entry_form(live.table.entries[k]) == entry_form(e), k
     check_glue(live.table, rs)  # web-1's additional record is 10.0.9.9
+
+
+def test_with_rrl_each_hot_key_keeps_a_slot_of_its_own() -> None:
+    """The rate limiter's counters are indexed by the hot view's slots: each
+    key holds a distinct one, a recompiled key keeps it, and a removed key's
+    slot goes to another key only after the view is recycled."""
+    settings = replace(SETTINGS, rrl=RRLSettings(responses_per_second=10))
+    gen = base_generator()
+    for i in range(3):
+        gen.put_task(running(f"t{i}", AGENT1, f"10.0.3.{i + 1}"))
+    live = LiveAnswers(gen.record_set(), settings, 1, random.Random(0))
+    hot = live.table.hot
+    assert hot.slotted
+
+    def slots() -> dict[bytes, int]:
+        got = {k: v[1] for k, v in hot.items()}
+        assert len(set(got.values())) == len(got)  # distinct
+        assert max(got.values()) < hot.capacity
+        return got
+
+    before = slots()
+    web = b"\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x08marathon\x05mesos\x00\x00\x01\x00\x01"
+    gen.put_task(running("t3", AGENT1, "10.0.3.4"))  # web's names are recompiled
+    live.update(gen.take_changes(), defer=False)
+    after = slots()
+    assert after[web] == before[web] and live.table.entries[web].n == 4
+    assert all(after[k] == s for k, s in before.items() if k in after)
+    gone = set(before) - set(after)
+    new = set(after) - set(before)
+    assert new and not {after[k] for k in new} & set(before.values())
+    gen.remove_task("fw-1", "t3")
+    live.update(gen.take_changes(), defer=False)
+    freed = {after[k] for k in set(after) - set(slots())}
+    assert freed and not gone
+    hot.recycle()
+    gen.put_task(running("t4", AGENT1, "10.0.3.5"))
+    live.update(gen.take_changes(), defer=False)
+    assert freed & set(slots().values())  # reused once recycled

@@ -65,7 +65,7 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
     for key, e in live.table.entries.items():
         mine = replica.table.entries[key]
         assert (mine.rrs, mine.t512, mine.fl512) == (e.rrs, e.t512, e.fl512)
-        assert replica.table.hot[key] == (e.fl512, *e.t512)
+        assert replica.table.hot[key] == (e.fl512, 0, *e.t512)
 
 
 def test_publisher_frames_go_once_every_reader_has_them(

@@ -239,7 +239,7 @@ def replies(table: AnswerTable, name: str, rdtype: str) -> tuple[bytes, bytes]:
     if q.qname == q.qname.lower():
         # the hot path's first ready reply
         v = table.hot[key]
-        small = data[:2] + v[0][wire.flag_index(data[2], data[3])] + v[1]
+        small = data[:2] + v[0][wire.flag_index(data[2], data[3])] + v[2]  # (flag table, rrl slot, tails)
         assert small == table.render(e, 0, q.ident, q.b2, q.b3, q.question, LIMIT, b"")
     else:
         small = table.render(e, 0, q.ident, q.b2, q.b3, q.question, LIMIT, b"")

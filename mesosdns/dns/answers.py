@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import alias_record_set, alias_settings, overlaps
+from mesosdns.dns.hotview import HotView
 from mesosdns.dns.settings import DNSSettings, fqdn, soa_rname_fqdn
 from mesosdns.records.model import RecordSet, SRVTarget
 
@@ -213,19 +214,16 @@ class AnswerTable:
         info: TableInfo,
         aliases: tuple[AnswerTable, ...] = (),
         alias_zone: bool = False,
-        hot: dict[bytes, tuple[Any, ...]] | None = None,
+        hot: HotView | None = None,
     ) -> None:
         self.rs = rs
         self.settings = settings
         self.serial = serial
         self.domain = domain
         self.entries = entries
-        # the UDP hot path's view: key -> (flag table, reply tail, ...), one
-        # object fewer per look-up than going through the Entry
-        # (given when it was built along with ``entries``)
-        self.hot: dict[bytes, tuple[Any, ...]] = (
-            {key: (e.fl512, *e.t512) for key, e in entries.items()} if hot is None else hot
-        )
+        # the UDP hot path's view (given when it was built along with
+        # ``entries``); slotted for the rate limiter's counters
+        self.hot = HotView.of(entries, settings.rrl is not None) if hot is None else hot
         self.names = names
         self.slow_names = slow_names
         self.exotic = exotic

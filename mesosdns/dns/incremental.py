@@ -38,7 +38,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import TypeVar, overload
 
 from mesosdns.dns import wire
 from mesosdns.dns.aliases import Renamer, alias_settings, overlaps
@@ -58,6 +58,7 @@ from mesosdns.dns.answers import (
     ns_record,
     soa_record,
 )
+from mesosdns.dns.hotview import HotView
 from mesosdns.dns.settings import DNSSettings, fqdn
 from mesosdns.records.model import RecordSet, SRVTarget
 
@@ -149,7 +150,7 @@ def assemble(
     specs: Sequence[ZoneSpec],
     sets: Sequence[ZoneSets],
     info: TableInfo,
-    hot: dict[bytes, tuple[Any, ...]] | None = None,
+    hot: HotView | None = None,
 ) -> tuple[AnswerTable, list[_Zone]]:
     """The main table (alias zone views inside) and its zones, from compiled
     entries and each zone's sets; the zones share the sets given."""
@@ -256,7 +257,7 @@ class LiveAnswers:
         main = sets[0].info
         info = TableInfo(main.entries, main.names, self._skipped, main.slow_names)
         self.table, self._zones = assemble(
-            rs, settings, serial, entries, self.specs, sets, info, None if serve else {}
+            rs, settings, serial, entries, self.specs, sets, info, None if serve else HotView()
         )
         self._compilers = [_LiveCompiler(z.rs, settings, self.rng) for z in self._zones]
         self.touched: set[bytes] = set()  # table keys changed since take_touched
@@ -356,7 +357,7 @@ class LiveAnswers:
                 for tail in _QTAIL.values():
                     key = prefix + tail
                     if entries.pop(key, None) is not None:
-                        hot.pop(key, None)
+                        hot.drop(key)
                         touched.add(key)
                 marked.add(wname)
                 zone.slow.discard(wname)
@@ -372,7 +373,7 @@ class LiveAnswers:
                 for key, e in fresh.items():
                     entries[key] = e
                     if serve:
-                        hot[key] = (e.fl512, *e.t512)
+                        hot.put(key, e)
                     touched.add(key)
         self._update_info()
         return done

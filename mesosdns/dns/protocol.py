@@ -42,6 +42,7 @@ from mesosdns.dns.answers import (
     zone_wires,
 )
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
+from mesosdns.dns.hotview import HotView
 from mesosdns.dns.opzones import Answer, CompiledZones, lookup, render  # operator zones
 from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.rrl import (
@@ -67,7 +68,7 @@ T = TypeVar("T")
 UDP_BATCH = 256
 _PLAIN_COUNTS = HOT_PREFIX
 _IN = b"\x00\x01"
-_EMPTY_HOT: dict[bytes, tuple[Any, ...]] = {}
+_EMPTY_HOT = HotView()
 _SPECIAL = frozenset((wire.TYPE_SRV, wire.TYPE_SOA, wire.TYPE_NS, wire.TYPE_ANY))
 _COUNTS_EMPTY = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
@@ -259,7 +260,7 @@ class DNSServer:
         # operator zones: consulted before forwarding, see set_zones
         self._opzones = ZoneRouter(settings, self._forwarder, self.stats.forward, self._udp_send)
         self._table: AnswerTable | None = None
-        self._hot: dict[bytes, tuple[Any, ...]] = _EMPTY_HOT
+        self._hot: HotView = _EMPTY_HOT
         self._ctr = self._rng.randrange(1 << 16)
         self._domain = wire.text_to_wire(settings.domain.strip(".").lower() + ".") or b"\x00"
         # forwarded zones at or below the domain (or an alias) take precedence
@@ -327,6 +328,8 @@ class DNSServer:
         """Publish a new table (one reference swap; queries see old or new)."""
         self._table = table
         self._hot = _EMPTY_HOT if self.settings.log_queries else table.hot
+        if self._rrl is not None:
+            self._rrl.set_hot(table.hot)
 
     async def start(self) -> None:
         """Bind UDP and TCP on (listen_host, port); port 0 picks a free one
@@ -407,11 +410,11 @@ class DNSServer:
                     continue
                 v = hot.get(data[4:])
                 if v is not None and data[2] < 0x80:
-                    # v = (flag table, tail, tail, ...): pick a flag pair by
-                    # the query's opcode/RD/CD, and the next ordering
+                    # v = (flag table, slot, tail, tail, ...): pick a flag
+                    # pair by the query's opcode/RD/CD, and the next ordering
                     ctr += 1
                     fi = (data[2] & 0x79) | ((data[3] & 0x10) << 3)
-                    send(data[:2] + v[0][fi] + v[1 + ctr % (len(v) - 1)], addr)
+                    send(data[:2] + v[0][fi] + v[2 + ctr % (len(v) - 2)], addr)
                     ok += 1
                     continue
                 self._udp_other(data, addr)
@@ -430,7 +433,9 @@ class DNSServer:
         """`_on_udp` with response rate limiting (``rrl``): the same loop, each
         reply debited to its account first (see `mesosdns.dns.rrl`); a
         limited one is dropped or sent truncated. The clock is read once
-        per batch (accounts count whole seconds)."""
+        per batch (accounts count whole seconds). A hot-path reply of a
+        client whose prefix has counters in this second costs one index
+        into them while its count is below the limiter's ``limit``."""
         sock = self._udp
         if sock is None:
             return
@@ -443,8 +448,7 @@ class DNSServer:
         take = rl.take
         self._rrl_now = now = int(rl.clock())
         rl.second(now)
-        local, prefixes, solo, refill = rl.local, rl.prefixes, rl.solo, rl.refill
-        second = now & 0xFFFFFF  # rrl.SECOND_MASK
+        arrays, limit = rl.arrays, rl.limit
         stats = self.stats
         ok = 0
         try:
@@ -461,25 +465,19 @@ class DNSServer:
                     ctr += 1
                     ok += 1
                     flags = v[0][(data[2] & 0x79) | ((data[3] & 0x10) << 3)]
-                    # take's common cases inline (see rrl.RateLimiter): credit
-                    # left in this second; with one worker, a later second
-                    # and no debt (the key's hash is cached by hot.get)
-                    mine = local.get(prefixes.get(addr[0]))
-                    if mine is not None:
-                        state = mine.get(key)
-                        if state is not None:
-                            if state & 0xFFFFFF == second:  # rrl.SECOND_MASK
-                                if state >= 0x100000000:  # rrl.ONE
-                                    mine[key] = state - 0x100000000
-                                    send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
-                                    continue
-                            elif solo and state >= 0:
-                                mine[key] = refill + (state & 0xFF000000) + second
-                                send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
-                                continue
+                    # take's common case inline: the account's count in
+                    # this second, by the reply's slot (see rrl.RateLimiter)
+                    counts = arrays.get(addr[0])
+                    if counts is not None:
+                        slot = v[1]
+                        c = counts[slot]
+                        if c < limit:
+                            counts[slot] = c + 1
+                            send(data[:2] + flags + v[2 + ctr % (len(v) - 2)], addr)
+                            continue
                     verdict = take(addr, key, now)
                     if verdict == OK:
-                        send(data[:2] + flags + v[1 + ctr % (len(v) - 1)], addr)
+                        send(data[:2] + flags + v[2 + ctr % (len(v) - 2)], addr)
                     elif verdict == SLIP:
                         stats.rrl_slipped += 1
                         send(data[:2] + bytes((flags[0] | 0x02, flags[1])) + key, addr)

@@ -64,7 +64,25 @@ the limit is approximate under races.
 
 With one worker there is no shared table: the worker keeps the accounts in
 a dict of its own (`RateLimiter.local`, prefix -> key -> the same state
-word), which its UDP loop reads and writes without a function call.
+word).
+
+**Counters for the hot path.** Most replies are the hot path's (prepacked
+answers, `mesosdns.dns.hotview`), and most accounts never come near their
+rate. For up to ``FAST_PREFIXES`` client prefixes at a time, the accounts
+of hot-path replies are a byte each in a dense array per prefix
+(`RateLimiter.counters`), indexed by the reply's slot in the hot view: how
+many replies the account had in this second. The arrays start again at each
+second. With one worker, an account that starts a second *clean* (full
+credit: no debt left) can have up to ``min(rate, 254)`` replies in it
+without its state word being read: its count is all that is needed. When
+the count reaches that, it is turned into the state word (``rate`` less the
+count) and the counter marked 255: from then on in this second the dict
+decides, as for an account that was not clean (those are marked 255 when
+the prefix's array is made). So the verdicts are exactly the token bucket's.
+With several workers, a counter is the reservation taken from the shared
+table (below), spent without touching it. A key dropped from the hot view
+gives its slot to another only at a new second; a name that leaves the
+table and comes back starts again clean on the hot path (forgotten early).
 
 With several, a reply does not touch the shared table each time either: the
 first reply of an account in a second takes a reservation of
@@ -90,6 +108,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from mesosdns.dns import wire
+from mesosdns.dns.hotview import HotView
 from mesosdns.dns.settings import RRLSettings
 
 # verdicts of `RateLimiter.check`
@@ -116,6 +135,11 @@ ERROR_KEY: Final = b"E"
 _NX: Final = b"N"  # NXDOMAIN keys: this, then the zone's wire name
 _PLAIN_COUNTS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _MAX_CACHED_PREFIXES: Final = 4096
+# client prefixes whose hot-path accounts are counters at a time (each an
+# array of one byte per slot of the hot view)
+FAST_PREFIXES: Final = 64
+_MARKED: Final = 255  # a counter whose account is the dict's in this second
+_COUNTED: Final = 254  # a counter's highest count
 
 
 class RRLTable:
@@ -195,14 +219,123 @@ class RateLimiter:
         self.local: dict[object, dict[bytes, int]] = {}
         self.local_second = -1
         self.local_entries = 0
+        # hot-path counters, this second: prefix -> array, host -> the same
+        self.hot = HotView()
+        self.counters: dict[int, bytearray] = {}
+        self.arrays: dict[object, bytearray] = {}
+        self.size = 0  # the arrays' length
+        # a count below this is answered from the counter alone
+        self.limit = min(self.rate, _COUNTED) if self.solo else _COUNTED
 
     def second(self, now: int) -> None:
         """Start second ``now`` (with several workers, the reservations of
-        an earlier one lapse)."""
+        an earlier one lapse), before a batch of replies."""
         if now != self.local_second:
             self.local_second = now
             if not self.solo and self.local:
                 self._forget()
+            # an account counted in the second that ended is clean again
+            self.counters.clear()
+            self.arrays.clear()
+            self.hot.recycle()
+        if self.hot.capacity > self.size:
+            self._grow()
+
+    def set_hot(self, hot: HotView) -> None:
+        """Serve ``hot`` from now on: the counts held for the old view's
+        slots go to the accounts' state words first (as of the second they
+        were counted in)."""
+        if hot is self.hot:
+            return
+        old, self.hot = self.hot, hot
+        if self.solo and self.counters:
+            sec = self.local_second
+            byslot: dict[int, bytes] | None = None
+            for pfx, counts in self.counters.items():
+                if counts.count(0) + counts.count(_MARKED) == len(counts):
+                    continue
+                if byslot is None:
+                    byslot = {v[1]: k for k, v in old.items()}
+                for slot, c in enumerate(counts):
+                    if 0 < c < _MARKED and slot in byslot:
+                        self._handover(pfx, byslot[slot], c, sec)
+        self.counters.clear()
+        self.arrays.clear()
+        self.size = 0
+        self._grow()
+
+    def _grow(self) -> None:
+        cap = self.hot.capacity
+        size = cap + cap // 4 + 1024
+        fill = b"\x00" if self.solo else bytes((_MARKED,))
+        for counts in self.counters.values():
+            counts.extend(fill * (size - len(counts)))
+        self.size = size
+
+    def _handover(self, pfx: int, key: bytes, count: int, now: int) -> None:
+        """Make a clean account's state word from its count in second
+        ``now`` (the slips since the last slipped reply carried over)."""
+        mine = self._mine(pfx, key)
+        old = mine.get(key)
+        slips = 0 if old is None else old & 0xFF000000
+        mine[key] = (self.rate - count) * ONE + slips + (now & SECOND_MASK)
+
+    def _mine(self, pfx: int, key: bytes) -> dict[bytes, int]:
+        """The dict of ``pfx``'s own accounts, about to hold ``key``'s."""
+        mine = self.local.get(pfx)
+        if mine is None or key not in mine:
+            if self.local_entries >= LOCAL_ACCOUNTS:
+                self._forget()  # forgotten accounts start again with full credit
+                mine = None
+            if mine is None:
+                mine = self.local[pfx] = {}
+            self.local_entries += 1
+        return mine
+
+    def _counted(self, host: object, pfx: int, key: bytes, slot: int, now: int) -> int | None:
+        """A hot-path reply through ``pfx``'s counters: OK, DROP or SLIP, or
+        None when the account's state word decides (no counters for the
+        prefix, or it was marked in this second)."""
+        counts = self.counters.get(pfx)
+        if counts is None:
+            if len(self.counters) >= FAST_PREFIXES or not self.hot.slotted:
+                return None
+            counts = self._counters_for(pfx, now)
+        if len(self.arrays) < _MAX_CACHED_PREFIXES:
+            self.arrays[host] = counts
+        c = counts[slot]
+        if c < self.limit:
+            counts[slot] = c + 1
+            return OK
+        if self.solo:
+            if c != _MARKED:  # the count becomes the state word
+                self._handover(pfx, key, c, now)
+                counts[slot] = _MARKED
+            return None
+        got = self.reserve(pfx, key, now, min(self.want, _COUNTED))
+        if got <= 0:
+            return DROP if got == 0 else SLIP
+        counts[slot] = _MARKED - got  # got - 1 left to spend
+        return OK
+
+    def _counters_for(self, pfx: int, now: int) -> bytearray:
+        """A new array of counters for ``pfx`` in this second: one worker,
+        zero, but 255 for the accounts in the dict that are not clean."""
+        if not self.solo:
+            counts = bytearray(bytes((_MARKED,)) * self.size)
+        else:
+            counts = bytearray(self.size)
+            mine = self.local.get(pfx)
+            if mine:
+                hot, rate, sec = self.hot, self.rate, now & SECOND_MASK
+                for key, state in mine.items():
+                    v = hot.get(key)
+                    if v is not None:
+                        elapsed = (sec - state) & SECOND_MASK
+                        if not elapsed or (state >> 32) + elapsed * rate < rate:
+                            counts[v[1]] = _MARKED
+        self.counters[pfx] = counts
+        return counts
 
     def _forget(self) -> None:
         # in place: the protocol's loop holds a reference for its batch
@@ -216,15 +349,15 @@ class RateLimiter:
         pfx = self.prefixes.get(host)
         if pfx is None:
             pfx = self.prefix(addr)
+        v = self.hot.get(key)
+        if v is not None:
+            verdict = self._counted(host, pfx, key, v[1], now)
+            if verdict is not None:
+                return verdict
         mine = self.local.get(pfx)
         state = None if mine is None else mine.get(key)
         if state is None:
-            if self.local_entries >= LOCAL_ACCOUNTS:
-                self._forget()  # forgotten accounts start again with full credit
-                mine = None
-            if mine is None:
-                mine = self.local[pfx] = {}
-            self.local_entries += 1
+            mine = self._mine(pfx, key)
         assert mine is not None
         sec = now & SECOND_MASK
         if self.solo:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesosdns.dns.answers import AnswerTable, Entry, TableInfo
+from mesosdns.dns.hotview import HotView
 from mesosdns.dns.incremental import (
     ZoneSets,
     _Zone,
@@ -66,7 +67,7 @@ class _Staged:
     aaaa: dict[str, tuple[str, ...]]
     srv: dict[str, tuple[SRVTarget, ...]]
     entries: dict[bytes, Entry]
-    hot: dict[bytes, tuple[Any, ...]]
+    hot: HotView
     sets: list[ZoneSets]
 
 
@@ -195,16 +196,18 @@ class Replica:
         sets = [
             ZoneSets(set(), set(), head.exotic[i], head.zone_info[i]) for i in range(nzones)
         ]
-        self._staged = _Staged(head, {}, {}, {}, {}, {}, sets)
+        self._staged = _Staged(
+            head, {}, {}, {}, {}, HotView(head.settings.rrl is not None), sets
+        )
 
     @staticmethod
     def _part(staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
         if name == "entries":
-            entries, hot = staged.entries, staged.hot
+            entries = staged.entries
             for key, e in chunk.items():
                 if e is not None:
                     entries[key] = e
-                    hot[key] = (e.fl512, *e.t512)
+            staged.hot.put_all(chunk)
             return
         target: dict[Any, Any] = getattr(staged, name)
         for key, values in chunk.items():
@@ -263,10 +266,10 @@ class Replica:
         for key, e in u.entries.items():
             if e is None:
                 entries.pop(key, None)
-                hot.pop(key, None)
+                hot.drop(key)
             else:
                 entries[key] = e
-                hot[key] = (e.fl512, *e.t512)
+                hot.put(key, e)
         for zone, marks, exotic in zip(self.zones, u.marks, u.exotic, strict=True):
             names, slow = zone.names, zone.slow
             for wname, m in marks.items():
