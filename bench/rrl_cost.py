@@ -3,17 +3,20 @@ in-process, without the sockets.
 
 The records are the synthetic 10k-task state's (bench/synth.py, as
 bench/qps.py builds them); the queries are one plain A question for each of
-40,000 names, all from one client. A `DNSServer` with the table is fed the
+40,000 names, all from one client (``--kind NXDOMAIN``: as many names that
+do not exist, answered by the negative fast path, all in one account). A `DNSServer` with the table is fed the
 queries through a fake socket (its ``recvfrom`` hands out the next query,
 its ``sendto`` counts), so that the figure is the Python work of the UDP
 loop alone: ``_on_udp`` with ``rrl`` off against ``_on_udp_rrl`` with
-``responsesPerSecond`` 1,000 (nobody over the limit). The server's clock is
+``responsesPerSecond`` 1,000 (nobody over the limit; 10,000,000 for
+NXDOMAIN, whose names share one account). The server's clock is
 advanced one second after every ``--per-second`` passes over the names, so
 that each account is refilled as it would be under that load. Medians of
 ``--runs`` alternating runs, ns per query.
 
     taskset -c 0 python bench/rrl_cost.py
     taskset -c 0 python bench/rrl_cost.py --per-second 40 --seconds 2
+    taskset -c 0 python bench/rrl_cost.py --kind NXDOMAIN
 """
 
 from __future__ import annotations
@@ -90,10 +93,14 @@ def main() -> int:
     ap.add_argument("--per-second", type=int, default=4, help="queries per name per second")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kind", choices=("A", "NXDOMAIN"), default="A")
     args = ap.parse_args()
 
     rs = build_records(10_000, 1_000)
     names = [n for n in rs.a if n.endswith(".mesos.")][:NAMES]
+    if args.kind == "NXDOMAIN":
+        names = [f"no-{i}.{n}" for i, n in enumerate(names)]
+    rate = 1000 if args.kind == "A" else 10_000_000
     packets = []
     for i, name in enumerate(names):
         q = dns.message.make_query(name, "A", use_edns=False)
@@ -102,7 +109,7 @@ def main() -> int:
     clock = _Clock()
     servers = {}
     for rrl in (False, True):
-        settings = DNSSettings(rrl=RRLSettings(responses_per_second=1000) if rrl else None)
+        settings = DNSSettings(rrl=RRLSettings(responses_per_second=rate) if rrl else None)
         server = DNSServer(settings)
         server.set_table(compile_answers(rs, settings, 1))
         if server._rrl is not None:
@@ -113,12 +120,12 @@ def main() -> int:
         for rrl in (False, True):
             got[rrl].append(_run(servers[rrl], packets, clock, args.per_second, args.seconds, rrl))
     off, on = statistics.median(got[False]), statistics.median(got[True])
-    print(f"{len(names)} names x {args.per_second} a second x {args.seconds} s, one client; "
-          f"medians of {args.runs}")
+    print(f"{args.kind}: {len(names)} names x {args.per_second} a second x {args.seconds} s, "
+          f"one client; medians of {args.runs}")
     print(f"rrl off: {off * 1e9:.0f} ns/query   rrl on: {on * 1e9:.0f} ns/query   "
           f"added: {(on - off) * 1e9:.0f} ns")
-    print(f"reproduce: taskset -c 0 python bench/rrl_cost.py --per-second {args.per_second} "
-          f"--seconds {args.seconds} --runs {args.runs}")
+    print(f"reproduce: taskset -c 0 python bench/rrl_cost.py --kind {args.kind} "
+          f"--per-second {args.per_second} --seconds {args.seconds} --runs {args.runs}")
     return 0
 
 

@@ -18,7 +18,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from mesosdns.dns import rrl as rrl_module
-from mesosdns.dns.answers import Entry
+from mesosdns.dns.answers import HOT_PREFIX, Entry
 from mesosdns.dns.hotview import HotView
 from mesosdns.dns.rrl import DROP, OK, SLIP, RateLimiter
 from mesosdns.dns.settings import RRLSettings
@@ -26,7 +26,9 @@ from mesosdns.dns.settings import RRLSettings
 # 10.0.0.1 and .2: one /24; then two more prefixes (with FAST_PREFIXES 2,
 # the third prefix seen in a second has no counters)
 HOSTS = ("10.0.0.1", "10.0.0.2", "10.0.1.1", "10.0.2.1")
-KEYS = tuple(b"k%d" % i for i in range(6))  # the first four are hot
+# response keys (see rrl.response_key): plain questions, the first four in
+# the hot view; and an NXDOMAIN account
+KEYS = (*(HOT_PREFIX + b"\x02k%d\x00\x00\x01\x00\x01" % i for i in range(5)), b"N\x00")
 HOT_KEYS = KEYS[:4]
 
 
@@ -224,10 +226,40 @@ def test_slots_are_kept_by_a_recompiled_key_and_reused_only_after_recycle() -> N
     hot.put(HOT_KEYS[1], entry(HOT_KEYS[1]))  # replaced in place
     assert hot[HOT_KEYS[1]][1] == slots[HOT_KEYS[1]]
     hot.drop(HOT_KEYS[2])
-    hot.put(b"new", entry(b"new"))  # not the dropped key's slot: a new one
-    assert hot[b"new"][1] == len(HOT_KEYS)
+    new, newer = KEYS[4], HOT_PREFIX + b"\x05newer\x00\x00\x01\x00\x01"
+    hot.put(new, entry(new))  # not the dropped key's slot: a new one
+    assert hot[new][1] == len(HOT_KEYS)
     hot.recycle()
-    hot.put(b"newer", entry(b"newer"))
-    assert hot[b"newer"][1] == slots[HOT_KEYS[2]]
+    hot.put(newer, entry(newer))
+    assert hot[newer][1] == slots[HOT_KEYS[2]]
     assert hot.capacity == len(HOT_KEYS) + 1
-    assert hot.replies()[b"new"] == ((b"\x84\x00",), b"tail-new")
+    assert hot.replies()[new] == ((b"\x84\x00",), b"tail-" + new)
+
+
+def test_a_new_view_takes_over_the_counts_of_this_second() -> None:
+    clock = Clock()
+    rl = RateLimiter(RRLSettings(responses_per_second=5, slip=0), clock=clock)
+    rl.set_hot(view(HOT_KEYS))
+    now = int(clock.now)
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[0], now) for _ in range(3)] == [OK] * 3
+    assert not rl.local  # counted only
+    rl.set_hot(view(HOT_KEYS[::-1]))  # a full update: other slots
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[0], now) for _ in range(3)] == [OK, OK, DROP]
+    clock.now += 1  # the counts were of the second before: full credit
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[1], now + 1) for _ in range(3)] == [OK] * 3
+    rl.set_hot(view(HOT_KEYS))
+    clock.now += 1
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[1], now + 2) for _ in range(6)] == (
+        [OK] * 5 + [DROP]
+    )
+
+
+def test_a_counted_account_keeps_its_slip_count() -> None:
+    """Slips count limited replies across seconds, counted ones included."""
+    clock = Clock()
+    rl = RateLimiter(RRLSettings(responses_per_second=1, slip=2, window=1), clock=clock)
+    rl.set_hot(view(HOT_KEYS))
+    now = int(clock.now)
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[0], now) for _ in range(2)] == [OK, DROP]
+    clock.now += 2  # debt paid: the account is counted again
+    assert [hot_loop_reply(rl, HOSTS[0], HOT_KEYS[0], now + 2) for _ in range(2)] == [OK, SLIP]

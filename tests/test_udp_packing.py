@@ -238,8 +238,8 @@ def replies(table: AnswerTable, name: str, rdtype: str) -> tuple[bytes, bytes]:
     full = table.render(e, 0, q.ident, q.b2, q.b3, q.question, wire.MAX_MESSAGE, b"")
     if q.qname == q.qname.lower():
         # the hot path's first ready reply
-        v = table.hot[key]
-        small = data[:2] + v[0][wire.flag_index(data[2], data[3])] + v[2]  # (flag table, rrl slot, tails)
+        v = table.hot[key]  # (flag table, rrl slot, tails)
+        small = data[:2] + v[0][wire.flag_index(data[2], data[3])] + v[2]
         assert small == table.render(e, 0, q.ident, q.b2, q.b3, q.question, LIMIT, b"")
     else:
         small = table.render(e, 0, q.ident, q.b2, q.b3, q.question, LIMIT, b"")

@@ -48,6 +48,8 @@ from mesosdns.dns.resolver import badvers, resolve
 from mesosdns.dns.rrl import (
     ERROR_KEY,
     OK,
+    ONE,
+    SECOND_MASK,
     SLIP,
     RateLimiter,
     RRLTable,
@@ -510,12 +512,32 @@ class DNSServer:
                 if rcode == wire.RCODE_NOERROR:
                     key = _PLAIN_COUNTS + data[12:-4].lower() + data[-4:]
                 elif rcode == wire.RCODE_NXDOMAIN:
-                    lname = data[12:-4].lower()
-                    if lname.endswith(self._domain):
+                    table = self._table
+                    if table is not None and reply.endswith(table.soa_rr):
+                        # the negative fast path's reply in the cluster domain
                         key = self._rrl_domain_key
                     else:
-                        zone = self._rrl_zone(lname)
-                        key = zone_key(zone) if zone is not None else response_key(reply)
+                        lname = data[12:-4].lower()
+                        if lname.endswith(self._domain):
+                            key = self._rrl_domain_key
+                        else:
+                            zone = self._rrl_zone(lname)
+                            key = zone_key(zone) if zone is not None else response_key(reply)
+                    # take's common case inline (an NXDOMAIN account is
+                    # never the hot path's): credit left in this second
+                    rl = self._rrl
+                    assert rl is not None
+                    mine = rl.local.get(rl.prefixes.get(addr[0]))
+                    if mine is not None:
+                        state = mine.get(key)
+                        if (
+                            state is not None
+                            and state & SECOND_MASK == self._rrl_now & SECOND_MASK
+                            and state >= ONE
+                        ):
+                            mine[key] = state - ONE
+                            self._udp_send(reply, addr)
+                            return
                 else:
                     key = ERROR_KEY
                 self._rrl_send(reply, addr, key)

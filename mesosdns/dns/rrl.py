@@ -349,24 +349,29 @@ class RateLimiter:
         pfx = self.prefixes.get(host)
         if pfx is None:
             pfx = self.prefix(addr)
-        v = self.hot.get(key)
-        if v is not None:
-            verdict = self._counted(host, pfx, key, v[1], now)
-            if verdict is not None:
-                return verdict
+        if key[0] == 0:  # a question's key (see response_key): maybe counted
+            v = self.hot.get(key)
+            if v is not None:
+                verdict = self._counted(host, pfx, key, v[1], now)
+                if verdict is not None:
+                    return verdict
         mine = self.local.get(pfx)
         state = None if mine is None else mine.get(key)
+        sec = now & SECOND_MASK
         if state is None:
             mine = self._mine(pfx, key)
+        elif state & SECOND_MASK == sec:
+            if state >= ONE:  # credit left in this second
+                mine[key] = state - ONE  # type: ignore[index]
+                return OK
+        elif self.solo and state >= 0:  # a later second, no debt: full credit
+            mine[key] = self.refill + (state & 0xFF000000) + sec  # type: ignore[index]
+            return OK
         assert mine is not None
-        sec = now & SECOND_MASK
         if self.solo:
             state, verdict = self._debit(state, sec, 1)
             mine[key] = state
             return OK if verdict > 0 else DROP if verdict == 0 else SLIP
-        if state is not None and state & SECOND_MASK == sec and state >= ONE:
-            mine[key] = state - ONE
-            return OK
         got = self.reserve(pfx, key, now, self.want)
         if got <= 0:
             return DROP if got == 0 else SLIP
