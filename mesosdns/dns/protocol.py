@@ -306,6 +306,14 @@ class DNSServer:
             RateLimiter(settings.rrl, rrl_table) if settings.rrl is not None else None
         )
         self._rrl_now = 0
+        self._rrl_sec = 0  # self._rrl_now & rrl.SECOND_MASK
+        # the limiter's own accounts and prefix cache (cleared in place)
+        self._rrl_local: dict[object, dict[bytes, int]] = (
+            {} if self._rrl is None else self._rrl.local
+        )
+        self._rrl_prefixes: dict[object, int] = (
+            {} if self._rrl is None else self._rrl.prefixes
+        )
         self._rrl_domain_key = zone_key(self._domain)
         if self._rrl is not None:
             self._opzones.answer_send = self._rrl_send
@@ -449,6 +457,7 @@ class DNSServer:
         assert rl is not None
         take = rl.take
         self._rrl_now = now = int(rl.clock())
+        self._rrl_sec = now & SECOND_MASK
         rl.second(now)
         arrays, limit = rl.arrays, rl.limit
         stats = self.stats
@@ -503,6 +512,24 @@ class DNSServer:
             reply = self._fast_negative(data, addr)
             if reply is None:
                 reply = self._respond(data, addr, None)
+            elif (
+                reply
+                and reply[3] & 0x0F == 3  # wire.RCODE_NXDOMAIN
+                and self._table is not None
+                and reply.endswith(self._table.soa_rr)
+            ):
+                # the negative fast path's NXDOMAIN in the cluster domain:
+                # take's common case inline (credit left in this second)
+                mine = self._rrl_local.get(self._rrl_prefixes.get(addr[0]))
+                if mine is not None:
+                    key = self._rrl_domain_key
+                    state = mine.get(key)
+                    if state is not None and state & 0xFFFFFF == self._rrl_sec and state >= ONE:
+                        mine[key] = state - ONE
+                        self._udp_send(reply, addr)
+                        return
+                self._rrl_send(reply, addr, self._rrl_domain_key)
+                return
             if not reply:
                 return
             if data[4:12] == _PLAIN_COUNTS and len(reply) > 12:
@@ -512,32 +539,12 @@ class DNSServer:
                 if rcode == wire.RCODE_NOERROR:
                     key = _PLAIN_COUNTS + data[12:-4].lower() + data[-4:]
                 elif rcode == wire.RCODE_NXDOMAIN:
-                    table = self._table
-                    if table is not None and reply.endswith(table.soa_rr):
-                        # the negative fast path's reply in the cluster domain
+                    lname = data[12:-4].lower()
+                    if lname.endswith(self._domain):
                         key = self._rrl_domain_key
                     else:
-                        lname = data[12:-4].lower()
-                        if lname.endswith(self._domain):
-                            key = self._rrl_domain_key
-                        else:
-                            zone = self._rrl_zone(lname)
-                            key = zone_key(zone) if zone is not None else response_key(reply)
-                    # take's common case inline (an NXDOMAIN account is
-                    # never the hot path's): credit left in this second
-                    rl = self._rrl
-                    assert rl is not None
-                    mine = rl.local.get(rl.prefixes.get(addr[0]))
-                    if mine is not None:
-                        state = mine.get(key)
-                        if (
-                            state is not None
-                            and state & SECOND_MASK == self._rrl_now & SECOND_MASK
-                            and state >= ONE
-                        ):
-                            mine[key] = state - ONE
-                            self._udp_send(reply, addr)
-                            return
+                        zone = self._rrl_zone(lname)
+                        key = zone_key(zone) if zone is not None else response_key(reply)
                 else:
                     key = ERROR_KEY
                 self._rrl_send(reply, addr, key)
