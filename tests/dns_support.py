@@ -149,6 +149,14 @@ class ServerThread:
             self.lt.close()
 
 
+def fill_hot(table: AnswerTable) -> dict[bytes, tuple[Any, ...]]:
+    """Every entry's hot-path replies, as the first plain query of each name
+    makes them (`HotView.fill`); the table's hot view, filled."""
+    for key, e in table.entries.items():
+        assert table.hot.fill(key, e) is not None, key
+    return table.hot
+
+
 def settings(**kw: Any) -> DNSSettings:
     base: dict[str, Any] = {
         "listen_host": "127.0.0.1",

@@ -40,9 +40,18 @@ class Clock:
         return self.now
 
 
+class FixedEntry(Entry):
+    """An entry whose reply tail is given (the counters never read it)."""
+
+    __slots__ = ("fixed",)
+
+    def tails(self) -> tuple[bytes, ...]:
+        return self.fixed
+
+
 def entry(key: bytes) -> Entry:
-    e = Entry(1, key, (b"rr",))
-    e.t512 = (b"tail-" + key,)
+    e = FixedEntry(1, key, (b"rr",))
+    e.fixed = (b"tail-" + key,)
     e.fl512 = (b"\x84\x00",)
     return e
 
@@ -50,7 +59,7 @@ def entry(key: bytes) -> Entry:
 def view(keys: tuple[bytes, ...]) -> HotView:
     hot = HotView(slotted=True)
     for k in keys:
-        hot.put(k, entry(k))
+        hot.fill(k, entry(k))
     return hot
 
 
@@ -146,7 +155,7 @@ def test_counters_give_the_token_buckets_verdicts(
                 assert isinstance(step[1], int)
                 key = HOT_KEYS[step[1]]
                 rl.hot.drop(key)
-                rl.hot.put(key, entry(key))
+                rl.hot.fill(key, entry(key))
 
 
 def test_counters_answer_inline_below_the_limit_and_hand_over_at_it() -> None:
@@ -182,7 +191,7 @@ def test_an_unslotted_view_has_no_counters() -> None:
     rl = RateLimiter(RRLSettings(responses_per_second=3))
     hot = HotView()
     for k in HOT_KEYS:
-        hot.put(k, entry(k))
+        hot.fill(k, entry(k))
     assert {v[1] for v in hot.values()} == {0}
     rl.set_hot(hot)
     now = rl.now()
@@ -221,16 +230,16 @@ def test_slots_are_kept_by_a_recompiled_key_and_reused_only_after_recycle() -> N
     slots = {k: hot[k][1] for k in HOT_KEYS}
     assert sorted(slots.values()) == list(range(len(HOT_KEYS)))
     hot.drop(HOT_KEYS[0])
-    hot.put(HOT_KEYS[0], entry(HOT_KEYS[0]))
+    hot.fill(HOT_KEYS[0], entry(HOT_KEYS[0]))
     assert hot[HOT_KEYS[0]][1] == slots[HOT_KEYS[0]]
-    hot.put(HOT_KEYS[1], entry(HOT_KEYS[1]))  # replaced in place
+    hot.fill(HOT_KEYS[1], entry(HOT_KEYS[1]))  # replaced in place
     assert hot[HOT_KEYS[1]][1] == slots[HOT_KEYS[1]]
     hot.drop(HOT_KEYS[2])
     new, newer = KEYS[4], HOT_PREFIX + b"\x05newer\x00\x00\x01\x00\x01"
-    hot.put(new, entry(new))  # not the dropped key's slot: a new one
+    hot.fill(new, entry(new))  # not the dropped key's slot: a new one
     assert hot[new][1] == len(HOT_KEYS)
     hot.recycle()
-    hot.put(newer, entry(newer))
+    hot.fill(newer, entry(newer))
     assert hot[newer][1] == slots[HOT_KEYS[2]]
     assert hot.capacity == len(HOT_KEYS) + 1
     assert hot.replies()[new] == ((b"\x84\x00",), b"tail-" + new)

@@ -49,6 +49,9 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
     parts = [f[4:] for f in frames(change)]
     assert len(parts) > 3
     table, version = replica.table, replica.version
+    before = dict(table.entries)
+    for key, e in before.items():  # every name asked once
+        table.hot.fill(key, e)
     for body in parts[:-1]:
         assert replica.feed(body) is False
         # nothing of the new version shows before the commit
@@ -64,8 +67,11 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
     assert set(replica.table.entries) == set(live.table.entries)
     for key, e in live.table.entries.items():
         mine = replica.table.entries[key]
-        assert (mine.rrs, mine.t512, mine.fl512) == (e.rrs, e.t512, e.fl512)
-        assert replica.table.hot[key] == (e.fl512, 0, *e.t512)
+        assert (mine.rrs, mine.tails(), mine.fl512) == (e.rrs, e.tails(), e.fl512)
+        # a changed entry's old replies left the hot view; the others stay
+        assert (key in replica.table.hot) == (key in before and key not in change.entries)
+        assert replica.table.hot.fill(key, mine) == (e.fl512, 0, *e.tails())
+    assert any(key in before for key in change.entries)  # some asked name changed
 
 
 def test_publisher_frames_go_once_every_reader_has_them(

@@ -238,7 +238,8 @@ def replies(table: AnswerTable, name: str, rdtype: str) -> tuple[bytes, bytes]:
     full = table.render(e, 0, q.ident, q.b2, q.b3, q.question, wire.MAX_MESSAGE, b"")
     if q.qname == q.qname.lower():
         # the hot path's first ready reply
-        v = table.hot[key]  # (flag table, rrl slot, tails)
+        v = table.hot.get(key) or table.hot.fill(key, e)  # (flag table, rrl slot, tails)
+        assert v is not None
         small = data[:2] + v[0][wire.flag_index(data[2], data[3])] + v[2]
         assert small == table.render(e, 0, q.ident, q.b2, q.b3, q.question, LIMIT, b"")
     else:
@@ -375,7 +376,7 @@ def test_incremental_compile_serves_the_same_bytes() -> None:
     s = settings()
     full = compile_answers(rs, s, SERIAL, random.Random(3))
     live = LiveAnswers(rs, s, SERIAL, rng=random.Random(3))
-    assert live.table.hot == full.hot
+    assert live.table.entries.keys() == full.entries.keys()
     for name, rdtype in ((WEB, "ANY"), (SRV_LONG, "ANY"), (WEB.upper(), "A")):
         assert replies(live.table, name, rdtype) == replies(full, name, rdtype)
 

@@ -88,11 +88,10 @@ class Engine:
         """Everything of ``state``, built aside (pure CPU: may run in a
         thread); `install` makes it current."""
         gen = IncrementalGenerator.from_state(state, params, orphans)
-        # the serving processes answer from their replicas: no hot view here
         with gc_paused():
             live = LiveAnswers(
                 gen.record_set(), compilers.settings, serial, self.rng,
-                defer_targets=self.defer_targets, serve=False,
+                defer_targets=self.defer_targets,
             )
         zones = None
         if compilers.zones is not None:

@@ -70,25 +70,25 @@ _QTAIL = {
 class Entry:
     """Prepacked answers for one (name, type).
 
-    Hot fields, for a lower-case question over UDP without EDNS: ``t512``
-    holds one ready reply tail (counts, question, records) per ordering,
-    within 512 bytes, and ``fl512`` the matching header flag table (TC set
-    when the 512-byte variant was truncated).
-
     ``rrs`` holds the answer records. A/AAAA: in the values' order, rotated
-    at query time, so each address comes first equally often (``t512`` has
-    every rotation when the set fits 512 bytes, else `MAX_ROTATIONS`). SRV:
-    in one random order; the orderings are its rotations that start at
-    ``starts`` (up to `MAX_ROTATIONS`, each led by a different record), and
-    ``glue`` holds each record's target, for the additional section.
+    at query time, so each address comes first equally often. SRV: in one
+    random order; the orderings are its rotations that start at ``starts``
+    (up to `MAX_ROTATIONS`, each led by a different record), and ``glue``
+    holds each record's target, for the additional section.
+
+    For a lower-case question over UDP without EDNS, ``fl512`` is the reply's
+    header flag table (TC set when the 512-byte reply is truncated) and
+    `tails` makes the ready reply tails (counts, question, records), one per
+    ordering. The tails are not kept here: the serving process makes them for
+    the names that are asked (`mesosdns.dns.hotview`). They are most of an
+    SRV name's bytes (eight copies of up to 512), so the builder neither
+    makes nor sends them.
 
     The additional sections are built when first needed (`additional`): a
-    reply of a large SRV name over 512 bytes drops them anyway, and building
-    them for every ordering of every SRV name would cost more than the
-    rest of the entry (stream mode recompiles SRV names at each task change).
+    reply of a large SRV name over 512 bytes drops them anyway.
     """
 
-    __slots__ = ("adds", "fl512", "glue", "kind", "n", "qsec", "rrs", "starts", "t512")
+    __slots__ = ("adds", "fl512", "glue", "kind", "n", "qsec", "rrs", "starts")
 
     def __init__(
         self,
@@ -111,7 +111,6 @@ class Entry:
             adds = [None] * len(starts)
         self.adds: list[tuple[bytes, int] | None] = adds
         self.n = len(rrs)
-        self.t512: tuple[bytes, ...] = ()
         self.fl512: tuple[bytes, ...] = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -120,8 +119,56 @@ class Entry:
         # sections left out (a cache, rebuilt where they are needed).
         fl = self.fl512[0] if self.fl512 else b"\x84\x00"
         flags = (bool(fl[0] & 0x04), bool(fl[0] & 0x02), bool(fl[1] & 0x80), fl[1] & 0x0F)
-        return _entry, (self.kind, self.qsec, self.rrs, self.starts, self.glue, self.t512,
+        return _entry, (self.kind, self.qsec, self.rrs, self.starts, self.glue,
                         flags if self.fl512 else None)
+
+    def tails(self) -> tuple[bytes, ...]:
+        """The ready reply tails within 512 bytes, one per ordering (see the
+        class docstring); the compiler's ``fl512`` says whether they are
+        truncated. Empty for an entry the hot path does not answer."""
+        if not self.fl512:
+            return ()
+        limit = wire.MIN_UDP_PAYLOAD
+        qsec, rrs, n = self.qsec, self.rrs, self.n
+        base = wire.HEADER_LEN + len(qsec)
+        if self.kind != _KIND_SRV:
+            # every record has the same length: a rotation of the records is
+            # a rotation of their bytes, and truncation keeps a whole number
+            rrlen = len(rrs[0])
+            room = (limit - base) // rrlen
+            body = b"".join(rrs)
+            if n <= room:
+                head = pack_counts(1, n, 0, 0) + qsec
+                return tuple([head + body[k * rrlen :] + body[: k * rrlen] for k in range(n)])
+            count = min(n, MAX_ROTATIONS)
+            head = pack_counts(1, room, 0, 0) + qsec
+            twice, size = body + body, room * rrlen
+            return tuple([head + twice[j * n // count * rrlen :][:size] for j in range(count)])
+        if base + sum(map(len, rrs)) <= limit:
+            out: list[bytes] = []
+            for v in range(len(self.starts)):
+                add, nadd = self.additional(v)
+                out.append(_tail(qsec, self.ordering(v), add, nadd, limit)[0])
+            return tuple(out)
+        if len(set(map(len, rrs))) == 1:
+            # truncated whatever the order, to the same number of records
+            room = (limit - base) // len(rrs[0])
+            counts, ring = pack_counts(1, room, 0, 0) + qsec, rrs + rrs
+            return tuple([counts + b"".join(ring[k : k + room]) for k in self.starts])
+        # truncated whatever the order: the records that fit, no glue
+        out = []
+        for k in self.starts:
+            kept: list[bytes] = []
+            used = base
+            while True:  # ends: all n records together exceed the limit
+                rr = rrs[k]
+                used += len(rr)
+                if used > limit:
+                    break
+                kept.append(rr)
+                k = k + 1 if k + 1 < n else 0
+            out.append(pack_counts(1, len(kept), 0, 0) + qsec + b"".join(kept))
+        return tuple(out)
 
     def ordering(self, v: int) -> tuple[bytes, ...]:
         """The answer records of ordering ``v`` (SRV)."""
@@ -147,12 +194,10 @@ def _entry(
     rrs: tuple[bytes, ...],
     starts: tuple[int, ...],
     glue: tuple[_Glue, ...] | None,
-    t512: tuple[bytes, ...],
     flags: tuple[bool, bool, bool, int] | None,
 ) -> Entry:
     """An `Entry` from what `Entry.__reduce__` sent."""
     e = Entry(kind, qsec, rrs, starts, glue)
-    e.t512 = t512
     if flags is not None:
         e.fl512 = wire.flag_table(*flags)
     return e
@@ -214,16 +259,15 @@ class AnswerTable:
         info: TableInfo,
         aliases: tuple[AnswerTable, ...] = (),
         alias_zone: bool = False,
-        hot: HotView | None = None,
     ) -> None:
         self.rs = rs
         self.settings = settings
         self.serial = serial
         self.domain = domain
         self.entries = entries
-        # the UDP hot path's view (given when it was built along with
-        # ``entries``); slotted for the rate limiter's counters
-        self.hot = HotView.of(entries, settings.rrl is not None) if hot is None else hot
+        # the UDP hot path's view, filled as names are asked; slotted for
+        # the rate limiter's counters
+        self.hot = HotView(settings.rrl is not None)
         self.names = names
         self.slow_names = slow_names
         self.exotic = exotic
@@ -552,23 +596,10 @@ class _Compiler:
         if not rrs:
             return None, failed
         qsec = wname + (_QTAIL[wire.TYPE_A] if kind == _KIND_A else _QTAIL[wire.TYPE_AAAA])
-        ans = tuple(rrs)
-        e = Entry(kind, qsec, ans)
-        n = len(ans)
-        # every record has the same length: a rotation of the records is a
-        # rotation of their bytes, and truncation keeps a whole number of them
+        e = Entry(kind, qsec, tuple(rrs))
+        # truncated when the records do not all fit in 512 bytes
         room = (wire.MIN_UDP_PAYLOAD - wire.HEADER_LEN - len(qsec)) // rrlen
-        body = b"".join(ans)
-        if n <= room:
-            head = pack_counts(1, n, 0, 0) + qsec
-            e.t512 = tuple([head + body[k * rrlen :] + body[: k * rrlen] for k in range(n)])
-            e.fl512 = self.fl_ok
-        else:
-            count = min(n, MAX_ROTATIONS)
-            head = pack_counts(1, room, 0, 0) + qsec
-            twice, size = body + body, room * rrlen
-            e.t512 = tuple([head + twice[j * n // count * rrlen :][:size] for j in range(count)])
-            e.fl512 = self.fl_tc
+        e.fl512 = self.fl_ok if e.n <= room else self.fl_tc
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
@@ -585,9 +616,6 @@ class _Compiler:
             # sections (built on first use) are shared
             e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
             e.fl512 = first.fl512
-            # a ready tail: 8 bytes of counts, the question, then the records
-            cut = 8 + len(qsec)
-            e.t512 = tuple([t[:8] + qsec + t[cut:] for t in first.t512])
             return e, failed
         shape = self.shapes.get(tkey)
         if shape is None:
@@ -629,48 +657,23 @@ class _Compiler:
         return rrs, glue, _starts(len(rrs)), failed
 
     def _srv_from_shape(self, qsec: bytes, shape: SRVShape) -> Entry:
-        """The SRV entry for one question, with its 512-byte tails.
+        """The SRV entry for one question, with its 512-byte flags.
 
         The additional sections are built here only when the answers fit in
-        512 bytes (the tails need them); otherwise on first use.
+        512 bytes (whether the glue fits decides truncation); otherwise on
+        first use. When the orderings disagree on truncation, ``fl512`` stays
+        empty: the hot path does not answer the name.
         """
         rrs, glue, starts, _ = shape
         e = Entry(_KIND_SRV, qsec, rrs, starts, glue)
         limit = wire.MIN_UDP_PAYLOAD
-        base = wire.HEADER_LEN + len(qsec)
-        tails: list[bytes] = []
-        if base + sum(map(len, rrs)) <= limit:
-            truncs: set[bool] = set()
-            for v in range(len(starts)):
-                add, nadd = e.additional(v)
-                tail, truncated = _tail(qsec, e.ordering(v), add, nadd, limit)
-                tails.append(tail)
-                truncs.add(truncated)
-            e.fl512 = self.fl_tc if True in truncs else self.fl_ok
-            if len(truncs) > 1:  # orderings disagree on truncation: no ready tails
-                return e
-        elif len(set(map(len, rrs))) == 1:
-            # truncated whatever the order, to the same number of records
-            room = (limit - base) // len(rrs[0])
-            counts, twice = pack_counts(1, room, 0, 0) + qsec, rrs + rrs
-            tails = [counts + b"".join(twice[k : k + room]) for k in starts]
-            e.fl512 = self.fl_tc
+        size = wire.HEADER_LEN + len(qsec) + sum(map(len, rrs))
+        if size <= limit:
+            truncs = {size + len(e.additional(v)[0]) > limit for v in range(len(starts))}
+            if len(truncs) == 1:
+                e.fl512 = self.fl_tc if True in truncs else self.fl_ok
         else:
-            # truncated whatever the order: the records that fit, no glue
-            n = len(rrs)
-            for k in starts:
-                kept: list[bytes] = []
-                used = base
-                while True:  # ends: all n records together exceed the limit
-                    rr = rrs[k]
-                    used += len(rr)
-                    if used > limit:
-                        break
-                    kept.append(rr)
-                    k = k + 1 if k + 1 < n else 0
-                tails.append(pack_counts(1, len(kept), 0, 0) + qsec + b"".join(kept))
             e.fl512 = self.fl_tc
-        e.t512 = tuple(tails)
         return e
 
     def _target(self, host: str) -> _Glue | None:
@@ -932,7 +935,7 @@ def _compile_name(
         e, bad = comp.srv_entry(wname, srv_values)
         failed |= bad
         if e is not None:
-            if e.t512:
+            if e.fl512:
                 hot[HOT_PREFIX + e.qsec] = e
             else:
                 failed = True

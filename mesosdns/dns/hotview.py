@@ -5,6 +5,14 @@ question bytes of a plain query (`mesosdns.dns.answers.HOT_PREFIX` and the
 question) to what the hot loop sends, one object fewer per look-up than
 going through the `Entry`.
 
+The view holds the names that are asked: a key is filled from its entry
+(`fill`) on the first plain query that misses it, and dropped when its
+entry changes or goes. The reply tails are most of the answers' bytes (an
+SRV name of a large app has eight copies of up to 512 bytes), and most names
+of a large cluster are never asked between two of their changes: made on
+demand, they cost the serving process only for the names in use, and
+nothing for a full version until it is queried.
+
 ``slot`` is for response rate limiting (`mesosdns.dns.rrl`): with slots on,
 each key holds a small integer of its own, kept while the key stays in the
 view (a recompiled key keeps it), which indexes the rate limiter's
@@ -18,7 +26,6 @@ With slots off (no ``rrl``) every key's slot is 0.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -41,30 +48,20 @@ class HotView(dict[bytes, tuple[Any, ...]]):
         self._free: list[int] = []
         self._released: dict[bytes, int] = {}
 
-    @classmethod
-    def of(cls, entries: Mapping[bytes, Entry | None], slotted: bool = False) -> HotView:
-        view = cls(slotted)
-        view.put_all(entries)
-        return view
-
     @property
     def capacity(self) -> int:
         """One more than the highest slot a key may hold."""
         return self._next
 
-    def put(self, key: bytes, e: Entry) -> None:
-        """Set ``key``'s replies from its entry (a key already in keeps its slot)."""
-        self[key] = (e.fl512, self._slot(key) if self.slotted else 0, *e.t512)
-
-    def put_all(self, entries: Mapping[bytes, Entry | None]) -> None:
-        """`put` each entry that is not None."""
-        if not self.slotted:
-            self.update({k: (e.fl512, 0, *e.t512) for k, e in entries.items() if e is not None})
-            return
-        slot = self._slot
-        for key, e in entries.items():
-            if e is not None:
-                self[key] = (e.fl512, slot(key), *e.t512)
+    def fill(self, key: bytes, e: Entry) -> tuple[Any, ...] | None:
+        """Set ``key``'s replies from its entry and return them (a key already
+        in keeps its slot); None, and nothing set, for an entry the hot path
+        does not answer."""
+        tails = e.tails()
+        if not tails:
+            return None
+        v = self[key] = (e.fl512, self._slot(key) if self.slotted else 0, *tails)
+        return v
 
     def drop(self, key: bytes) -> None:
         """Remove ``key``; its slot is kept back for it until `recycle`."""

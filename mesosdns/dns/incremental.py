@@ -4,7 +4,7 @@
 `mesosdns.records.incremental`) into an `AnswerTable` exactly as
 `compile_answers` does, and afterwards recompiles only the names it is told
 changed: their entries are replaced in the table's dicts *in place*
-(``entries`` and the hot path's ``hot``), and the sets of names and slow names
+(``entries``; their keys leave the hot path's ``hot``), and the sets of names and slow names
 are updated. Copying the dicts per change would cost O(names), far too much
 for one task event in a large cluster; in place, a change costs O(its names).
 
@@ -58,7 +58,6 @@ from mesosdns.dns.answers import (
     ns_record,
     soa_record,
 )
-from mesosdns.dns.hotview import HotView
 from mesosdns.dns.settings import DNSSettings, fqdn
 from mesosdns.records.model import RecordSet, SRVTarget
 
@@ -150,7 +149,6 @@ def assemble(
     specs: Sequence[ZoneSpec],
     sets: Sequence[ZoneSets],
     info: TableInfo,
-    hot: HotView | None = None,
 ) -> tuple[AnswerTable, list[_Zone]]:
     """The main table (alias zone views inside) and its zones, from compiled
     entries and each zone's sets; the zones share the sets given."""
@@ -191,7 +189,6 @@ def assemble(
         ns_rr=ns_record(settings),
         info=info,
         aliases=tuple(views),
-        hot=hot,
     )
     zones.insert(0, _Zone(main.apex, table, settings, rs, got.names, got.slow, main.forwarded,
                           None))
@@ -234,10 +231,8 @@ class LiveAnswers:
         rng: random.Random | None = None,
         *,
         defer_targets: int = DEFER_TARGETS,
-        serve: bool = True,
     ) -> None:
         self.settings = settings
-        self.serve = serve  # False: nothing answers from this table (no hot view)
         self.rng = rng or random.Random()
         self.defer_targets = defer_targets
         self.pending: set[str] = set()  # names whose recompiling was deferred
@@ -257,7 +252,7 @@ class LiveAnswers:
         main = sets[0].info
         info = TableInfo(main.entries, main.names, self._skipped, main.slow_names)
         self.table, self._zones = assemble(
-            rs, settings, serial, entries, self.specs, sets, info, None if serve else HotView()
+            rs, settings, serial, entries, self.specs, sets, info
         )
         self._compilers = [_LiveCompiler(z.rs, settings, self.rng) for z in self._zones]
         self.touched: set[bytes] = set()  # table keys changed since take_touched
@@ -302,7 +297,7 @@ class LiveAnswers:
         if not names:
             return 0
         table = self.table
-        entries, hot, serve = table.entries, table.hot, self.serve
+        entries, hot = table.entries, table.hot
         plain, wires = wire.plain_key_wire, self._wires
         if len(wires) > WIRE_CACHE:
             wires.clear()
@@ -370,11 +365,8 @@ class LiveAnswers:
                 if _compile_name(comp, wname, a_values, aaaa_values, srv_values, fresh):
                     zone.slow.add(wname)
                     continue
-                for key, e in fresh.items():
-                    entries[key] = e
-                    if serve:
-                        hot.put(key, e)
-                    touched.add(key)
+                entries.update(fresh)
+                touched.update(fresh)
         self._update_info()
         return done
 

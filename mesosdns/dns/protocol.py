@@ -507,6 +507,17 @@ class DNSServer:
     def _udp_other_rrl(self, data: bytes, addr: Any) -> None:
         """`_udp_other`, the reply through the rate limiter."""
         try:
+            v = self._warm(data)
+            if v is not None:
+                rl = self._rrl
+                assert rl is not None
+                rl.second(self._rrl_now)  # the counters cover the new slot
+                fi = (data[2] & 0x79) | ((data[3] & 0x10) << 3)
+                reply = data[:2] + v[0][fi] + v[2 + self._ctr % (len(v) - 2)]
+                self.stats.mesos_requests += 1
+                self.stats.mesos_success += 1
+                self._rrl_send(reply, addr, data[4:])
+                return
             reply = self._fast_negative(data, addr)
             if reply is None:
                 reply = self._respond(data, addr, None)
@@ -596,6 +607,15 @@ class DNSServer:
 
     def _udp_other(self, data: bytes, addr: Any) -> None:
         try:
+            v = self._warm(data)
+            if v is not None:
+                # the name's first plain query since its entry changed: the
+                # hot loop's reply, from the replies just made
+                fi = (data[2] & 0x79) | ((data[3] & 0x10) << 3)
+                self._udp_send(data[:2] + v[0][fi] + v[2 + self._ctr % (len(v) - 2)], addr)
+                self.stats.mesos_requests += 1
+                self.stats.mesos_success += 1
+                return
             reply = self._fast_negative(data, addr)
             if reply is None:
                 reply = self._respond(data, addr, None)
@@ -604,6 +624,18 @@ class DNSServer:
         except Exception:
             self.stats.errors += 1
             self._errlog.exception("error answering a UDP query")
+
+    def _warm(self, data: bytes) -> tuple[Any, ...] | None:
+        """A plain query the hot view missed but the table has an entry for:
+        the entry's replies, now in the hot view (see `HotView.fill`)."""
+        table = self._table
+        if table is None or self._hot is not table.hot:
+            return None  # no table yet, or queries are logged (no hot path)
+        key = data[4:]
+        e = table.entries.get(key)  # a hit: the packet is longer than a header
+        if e is None or data[2] >= 0x80:
+            return None
+        return table.hot.fill(key, e)
 
     def _fast_negative(self, data: bytes, addr: Any) -> bytes | None:
         """Negative answers and forwards for plain queries, without a full parse.

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesosdns.dns.answers import AnswerTable, Entry, TableInfo
-from mesosdns.dns.hotview import HotView
 from mesosdns.dns.incremental import (
     ZoneSets,
     _Zone,
@@ -67,7 +66,6 @@ class _Staged:
     aaaa: dict[str, tuple[str, ...]]
     srv: dict[str, tuple[SRVTarget, ...]]
     entries: dict[bytes, Entry]
-    hot: HotView
     sets: list[ZoneSets]
 
 
@@ -196,9 +194,7 @@ class Replica:
         sets = [
             ZoneSets(set(), set(), head.exotic[i], head.zone_info[i]) for i in range(nzones)
         ]
-        self._staged = _Staged(
-            head, {}, {}, {}, {}, HotView(head.settings.rrl is not None), sets
-        )
+        self._staged = _Staged(head, {}, {}, {}, {}, sets)
 
     @staticmethod
     def _part(staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
@@ -207,7 +203,6 @@ class Replica:
             for key, e in chunk.items():
                 if e is not None:
                     entries[key] = e
-            staged.hot.put_all(chunk)
             return
         target: dict[Any, Any] = getattr(staged, name)
         for key, values in chunk.items():
@@ -235,7 +230,7 @@ class Replica:
         )
         info = head.info or TableInfo(len(staged.entries), 0, 0, 0)
         table, zones = assemble(
-            rs, settings, head.serial, staged.entries, specs, staged.sets, info, staged.hot
+            rs, settings, head.serial, staged.entries, specs, staged.sets, info
         )
         self.settings, self.records, self.table, self.zones = settings, rs, table, zones
         self.journal.reset(settings.transfer is not None)
@@ -264,12 +259,12 @@ class Replica:
                     target[key] = values
         entries, hot = table.entries, table.hot
         for key, e in u.entries.items():
+            # the hot view makes the new replies when the name is next asked
+            hot.drop(key)
             if e is None:
                 entries.pop(key, None)
-                hot.drop(key)
             else:
                 entries[key] = e
-                hot.put(key, e)
         for zone, marks, exotic in zip(self.zones, u.marks, u.exotic, strict=True):
             names, slow = zone.names, zone.slow
             for wname, m in marks.items():
