@@ -1,4 +1,4 @@
-"""Benchmark: stream mode (issue 8): freshness, CPU per event, memory.
+"""Benchmark: stream mode: freshness, CPU per event, memory.
 
 Two parts, each on the synthetic states of bench/synth.py (cached in bench/out):
 

@@ -344,7 +344,7 @@ def same_table(table: AnswerTable, fresh: AnswerTable) -> None:
 def entry_state(e: Entry) -> tuple[Any, ...]:
     """Everything an entry answers with (a replica's copy is exact)."""
     return (
-        e.kind, e.qsec, e.n, e.rrs, e.starts, e.glue, e.tails(), e.fl512,
+        e.kind, e.qsec, e.n, e.rrs, e.starts, e.glue, e.tails(), e.trunc,
         tuple(e.additional(v) for v in range(len(e.starts))),
     )
 
@@ -367,7 +367,8 @@ def check_replica(replica: Replica, engine: Engine) -> None:
     # the replica's holds the names asked since their change, as they are now
     assert not mine.hot
     for k, v in table.hot.items():
-        assert v == (table.entries[k].fl512, 0, *table.entries[k].tails()), k
+        e = table.entries[k]
+        assert v == (table.hot.flags[bool(e.trunc)], 0, *e.tails()), k
     assert table.names == mine.names
     assert table.slow_names == mine.slow_names
     assert table.soa_rr == mine.soa_rr

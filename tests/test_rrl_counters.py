@@ -52,7 +52,7 @@ class FixedEntry(Entry):
 def entry(key: bytes) -> Entry:
     e = FixedEntry(1, key, (b"rr",))
     e.fixed = (b"tail-" + key,)
-    e.fl512 = (b"\x84\x00",)
+    e.trunc = False
     return e
 
 
@@ -242,7 +242,7 @@ def test_slots_are_kept_by_a_recompiled_key_and_reused_only_after_recycle() -> N
     hot.fill(newer, entry(newer))
     assert hot[newer][1] == slots[HOT_KEYS[2]]
     assert hot.capacity == len(HOT_KEYS) + 1
-    assert hot.replies()[new] == ((b"\x84\x00",), b"tail-" + new)
+    assert hot.replies()[new] == (hot.flags[0], b"tail-" + new)
 
 
 def test_a_new_view_takes_over_the_counts_of_this_second() -> None:

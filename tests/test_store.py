@@ -67,10 +67,11 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
     assert set(replica.table.entries) == set(live.table.entries)
     for key, e in live.table.entries.items():
         mine = replica.table.entries[key]
-        assert (mine.rrs, mine.tails(), mine.fl512) == (e.rrs, e.tails(), e.fl512)
+        assert (mine.rrs, mine.tails(), mine.trunc) == (e.rrs, e.tails(), e.trunc)
         # a changed entry's old replies left the hot view; the others stay
         assert (key in replica.table.hot) == (key in before and key not in change.entries)
-        assert replica.table.hot.fill(key, mine) == (e.fl512, 0, *e.tails())
+        hot = replica.table.hot
+        assert hot.fill(key, mine) == (hot.flags[bool(e.trunc)], 0, *e.tails())
     assert any(key in before for key in change.entries)  # some asked name changed
 
 

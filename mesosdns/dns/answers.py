@@ -27,6 +27,7 @@ slow path use it for questions in the alias.
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import ipaddress
 import random
@@ -56,6 +57,10 @@ OUTCOME_FAILED = 2  # bit: a record could not be formatted (counted as failed to
 # plain query (one question, nothing else) and the question, lower case, IN.
 HOT_PREFIX = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 
+# pickle writes a reduction by this function as its NEWOBJ opcode: the class's
+# __new__, called by the unpickler itself
+_NEWOBJ = copyreg.__newobj__  # type: ignore[attr-defined]
+
 _KIND_A = 0
 _KIND_AAAA = 1
 _KIND_SRV = 2
@@ -76,10 +81,10 @@ class Entry:
     (up to `MAX_ROTATIONS`, each led by a different record), and ``glue``
     holds each record's target, for the additional section.
 
-    For a lower-case question over UDP without EDNS, ``fl512`` is the reply's
-    header flag table (TC set when the 512-byte reply is truncated) and
-    `tails` makes the ready reply tails (counts, question, records), one per
-    ordering. The tails are not kept here: the serving process makes them for
+    For a lower-case question over UDP without EDNS, ``trunc`` says whether
+    the 512-byte reply is truncated (None: the hot path does not answer the
+    question) and `tails` makes the ready reply tails (counts, question,
+    records), one per ordering. The tails are not kept here: the serving process makes them for
     the names that are asked (`mesosdns.dns.hotview`). They are most of an
     SRV name's bytes (eight copies of up to 512), so the builder neither
     makes nor sends them.
@@ -88,7 +93,7 @@ class Entry:
     reply of a large SRV name over 512 bytes drops them anyway.
     """
 
-    __slots__ = ("adds", "fl512", "glue", "kind", "n", "qsec", "rrs", "starts")
+    __slots__ = ("adds", "glue", "kind", "n", "qsec", "rrs", "starts", "trunc")
 
     def __init__(
         self,
@@ -104,29 +109,29 @@ class Entry:
         self.rrs = rrs
         self.starts = starts  # SRV: where each ordering starts in ``rrs``
         self.glue = glue  # SRV: the target of each record of ``rrs``
-        # SRV, per ordering: (additional bytes, record count) once built.
-        # Entries for questions of the same length may share this list: the
-        # sections' pointers depend on the question's length only.
-        if adds is None:
-            adds = [None] * len(starts)
-        self.adds: list[tuple[bytes, int] | None] = adds
+        # SRV, per ordering: (additional bytes, record count) once built
+        # (None: no list yet). Entries for questions of the same length may
+        # share this list: the sections' pointers depend on the question's
+        # length only.
+        self.adds: list[tuple[bytes, int] | None] | None = adds
         self.n = len(rrs)
-        self.fl512: tuple[bytes, ...] = ()
+        self.trunc: bool | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Sent to the serving processes: the flag table as the four values it
-        # is made of (it is one of a few shared tables), and the additional
-        # sections left out (a cache, rebuilt where they are needed).
-        fl = self.fl512[0] if self.fl512 else b"\x84\x00"
-        flags = (bool(fl[0] & 0x04), bool(fl[0] & 0x02), bool(fl[1] & 0x80), fl[1] & 0x0F)
-        return _entry, (self.kind, self.qsec, self.rrs, self.starts, self.glue,
-                        flags if self.fl512 else None)
+        # Sent to the serving processes as the class and its fields, plain
+        # values the unpickler sets without running Python code (NEWOBJ,
+        # then each slot); the additional sections left out (a cache,
+        # rebuilt where they are needed).
+        return _NEWOBJ, (Entry,), (None, {
+            "kind": self.kind, "qsec": self.qsec, "rrs": self.rrs, "starts": self.starts,
+            "glue": self.glue, "n": self.n, "trunc": self.trunc, "adds": None,
+        })
 
     def tails(self) -> tuple[bytes, ...]:
         """The ready reply tails within 512 bytes, one per ordering (see the
-        class docstring); the compiler's ``fl512`` says whether they are
-        truncated. Empty for an entry the hot path does not answer."""
-        if not self.fl512:
+        class docstring); ``trunc`` says whether they are truncated. Empty
+        for an entry the hot path does not answer."""
+        if self.trunc is None:
             return ()
         limit = wire.MIN_UDP_PAYLOAD
         qsec, rrs, n = self.qsec, self.rrs, self.n
@@ -178,29 +183,17 @@ class Entry:
 
     def additional(self, v: int) -> tuple[bytes, int]:
         """The additional section of ordering ``v``: (bytes, record count)."""
-        got = self.adds[v]
+        if self.glue is None:
+            return b"", 0
+        adds = self.adds
+        if adds is None:
+            adds = self.adds = [None] * len(self.starts)
+        got = adds[v]
         if got is None:
-            if self.glue is None:
-                return b"", 0
             k = self.starts[v]
             glue = self.glue[k:] + self.glue[:k] if k else self.glue
-            got = self.adds[v] = _glue_section(self.qsec, self.ordering(v), glue)
+            got = adds[v] = _glue_section(self.qsec, self.ordering(v), glue)
         return got
-
-
-def _entry(
-    kind: int,
-    qsec: bytes,
-    rrs: tuple[bytes, ...],
-    starts: tuple[int, ...],
-    glue: tuple[_Glue, ...] | None,
-    flags: tuple[bool, bool, bool, int] | None,
-) -> Entry:
-    """An `Entry` from what `Entry.__reduce__` sent."""
-    e = Entry(kind, qsec, rrs, starts, glue)
-    if flags is not None:
-        e.fl512 = wire.flag_table(*flags)
-    return e
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +260,11 @@ class AnswerTable:
         self.entries = entries
         # the UDP hot path's view, filled as names are asked; slotted for
         # the rate limiter's counters
-        self.hot = HotView(settings.rrl is not None)
+        tc = settings.set_truncate_bit
+        self.hot = HotView(settings.rrl is not None, (
+            wire.flag_table(True, False, settings.recurse_on, wire.RCODE_NOERROR),
+            wire.flag_table(True, tc, settings.recurse_on, wire.RCODE_NOERROR),
+        ))
         self.names = names
         self.slow_names = slow_names
         self.exotic = exotic
@@ -559,9 +556,6 @@ class _Compiler:
         self.rng = rng
         self.ttl = struct.pack(">I", settings.ttl & 0xFFFFFFFF)
         self.ra = settings.recurse_on
-        tc = settings.set_truncate_bit
-        self.fl_ok = wire.flag_table(True, False, self.ra, wire.RCODE_NOERROR)
-        self.fl_tc = wire.flag_table(True, tc, self.ra, wire.RCODE_NOERROR)
         ttl = self.ttl
         self.a_head = b"\xc0\x0c\x00\x01\x00\x01" + ttl + b"\x00\x04"
         self.aaaa_head = b"\xc0\x0c\x00\x1c\x00\x01" + ttl + b"\x00\x10"
@@ -572,8 +566,8 @@ class _Compiler:
         # The SRV names with the same targets (a task's ports give four:
         # ``_tcp`` / ``_udp``, under the framework and under ``slave``) share
         # the work: the shuffled records are built once per set of targets
-        # (targets -> their shuffled records), the ready tails once per
-        # question length ((targets, question length) -> entry).
+        # (targets -> their shuffled records), the additional sections once
+        # per question length ((targets, question length) -> entry).
         self.shapes: dict[tuple[SRVTarget, ...], SRVShape] = {}
         self.memo: dict[tuple[tuple[SRVTarget, ...], int], tuple[Entry | None, bool]] = {}
 
@@ -599,7 +593,7 @@ class _Compiler:
         e = Entry(kind, qsec, tuple(rrs))
         # truncated when the records do not all fit in 512 bytes
         room = (wire.MIN_UDP_PAYLOAD - wire.HEADER_LEN - len(qsec)) // rrlen
-        e.fl512 = self.fl_ok if e.n <= room else self.fl_tc
+        e.trunc = e.n > room
         return e, failed
 
     def srv_entry(self, wname: bytes, targets: Sequence[SRVTarget]) -> tuple[Entry | None, bool]:
@@ -614,8 +608,10 @@ class _Compiler:
                 return hit
             # same records, question of the same length: the additional
             # sections (built on first use) are shared
+            if first.adds is None:
+                first.adds = [None] * len(first.starts)
             e = Entry(first.kind, qsec, first.rrs, first.starts, first.glue, first.adds)
-            e.fl512 = first.fl512
+            e.trunc = first.trunc
             return e, failed
         shape = self.shapes.get(tkey)
         if shape is None:
@@ -661,8 +657,8 @@ class _Compiler:
 
         The additional sections are built here only when the answers fit in
         512 bytes (whether the glue fits decides truncation); otherwise on
-        first use. When the orderings disagree on truncation, ``fl512`` stays
-        empty: the hot path does not answer the name.
+        first use. When the orderings disagree on truncation, ``trunc`` stays
+        None: the hot path does not answer the name.
         """
         rrs, glue, starts, _ = shape
         e = Entry(_KIND_SRV, qsec, rrs, starts, glue)
@@ -671,9 +667,9 @@ class _Compiler:
         if size <= limit:
             truncs = {size + len(e.additional(v)[0]) > limit for v in range(len(starts))}
             if len(truncs) == 1:
-                e.fl512 = self.fl_tc if True in truncs else self.fl_ok
+                e.trunc = True in truncs
         else:
-            e.fl512 = self.fl_tc
+            e.trunc = True
         return e
 
     def _target(self, host: str) -> _Glue | None:
@@ -935,7 +931,7 @@ def _compile_name(
         e, bad = comp.srv_entry(wname, srv_values)
         failed |= bad
         if e is not None:
-            if e.fl512:
+            if e.trunc is not None:
                 hot[HOT_PREFIX + e.qsec] = e
             else:
                 failed = True

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from mesosdns.dns import wire
+
 if TYPE_CHECKING:
     from mesosdns.dns.answers import Entry
 
@@ -35,15 +37,26 @@ if TYPE_CHECKING:
 # no rate limiter reads): past it they are recycled at once
 _MAX_RELEASED: Final = 1 << 16
 
+# the default flag tables: an authoritative NOERROR, RA clear, TC when truncated
+_FLAGS: Final = (
+    wire.flag_table(True, False, False, wire.RCODE_NOERROR),
+    wire.flag_table(True, True, False, wire.RCODE_NOERROR),
+)
+
 
 class HotView(dict[bytes, tuple[Any, ...]]):
     """key -> (flag table, slot, reply tails...); see the module docstring."""
 
-    __slots__ = ("_free", "_next", "_released", "slotted")
+    __slots__ = ("_free", "_next", "_released", "flags", "slotted")
 
-    def __init__(self, slotted: bool = False) -> None:
+    def __init__(
+        self, slotted: bool = False, flags: tuple[tuple[bytes, ...], tuple[bytes, ...]] = _FLAGS
+    ) -> None:
         super().__init__()
         self.slotted = slotted
+        # the header flag tables of a reply that fits in 512 bytes and of a
+        # truncated one, indexed by the entry's ``trunc``
+        self.flags = flags
         self._next = 0  # slots handed out so far (the counters' size)
         self._free: list[int] = []
         self._released: dict[bytes, int] = {}
@@ -60,7 +73,8 @@ class HotView(dict[bytes, tuple[Any, ...]]):
         tails = e.tails()
         if not tails:
             return None
-        v = self[key] = (e.fl512, self._slot(key) if self.slotted else 0, *tails)
+        fl = self.flags[1 if e.trunc else 0]
+        v = self[key] = (fl, self._slot(key) if self.slotted else 0, *tails)
         return v
 
     def drop(self, key: bytes) -> None:
