@@ -39,6 +39,7 @@ from mesosdns.dns.answers import (
     OUTCOME_FAILED,
     OUTCOME_NXDOMAIN,
     AnswerTable,
+    Entry,
     zone_wires,
 )
 from mesosdns.dns.forward import Forwarder, ForwardStats, Upstream, refused, servfail
@@ -417,7 +418,8 @@ class DNSServer:
                     break
                 except OSError:
                     continue
-                v = hot.get(data[4:])
+                key = data[4:]
+                v = hot.get(key)
                 if v is not None and data[2] < 0x80:
                     # v = (flag table, slot, tail, tail, ...): pick a flag
                     # pair by the query's opcode/RD/CD, and the next ordering
@@ -426,7 +428,7 @@ class DNSServer:
                     send(data[:2] + v[0][fi] + v[2 + ctr % (len(v) - 2)], addr)
                     ok += 1
                     continue
-                self._udp_other(data, addr)
+                self._udp_other(data, addr, key)
         except OSError:
             self.stats.dropped += 1
         except Exception:
@@ -493,7 +495,7 @@ class DNSServer:
                     else:
                         stats.rrl_dropped += 1
                     continue
-                self._udp_other_rrl(data, addr)
+                self._udp_other_rrl(data, addr, key)
         except OSError:
             self.stats.dropped += 1
         except Exception:
@@ -504,10 +506,12 @@ class DNSServer:
             stats.mesos_requests += ok
             stats.mesos_success += ok
 
-    def _udp_other_rrl(self, data: bytes, addr: Any) -> None:
+    def _udp_other_rrl(self, data: bytes, addr: Any, key: bytes) -> None:
         """`_udp_other`, the reply through the rate limiter."""
         try:
-            v = self._warm(data)
+            table = self._table
+            e = None if table is None else table.entries.get(key)
+            v = None if e is None else self._warm(data, key, e)
             if v is not None:
                 rl = self._rrl
                 assert rl is not None
@@ -516,7 +520,7 @@ class DNSServer:
                 reply = data[:2] + v[0][fi] + v[2 + self._ctr % (len(v) - 2)]
                 self.stats.mesos_requests += 1
                 self.stats.mesos_success += 1
-                self._rrl_send(reply, addr, data[4:])
+                self._rrl_send(reply, addr, key)
                 return
             reply = self._fast_negative(data, addr)
             if reply is None:
@@ -605,9 +609,14 @@ class DNSServer:
         except OSError:
             self.stats.dropped += 1
 
-    def _udp_other(self, data: bytes, addr: Any) -> None:
+    def _udp_other(self, data: bytes, addr: Any, key: bytes) -> None:
+        """A UDP query the hot view did not answer (``key``: its bytes after
+        the ID and flags, the hot view's key)."""
         try:
-            v = self._warm(data)
+            # the entries looked up here, not in _warm: most misses have none
+            table = self._table
+            e = None if table is None else table.entries.get(key)
+            v = None if e is None else self._warm(data, key, e)
             if v is not None:
                 # the name's first plain query since its entry changed: the
                 # hot loop's reply, from the replies just made
@@ -625,16 +634,13 @@ class DNSServer:
             self.stats.errors += 1
             self._errlog.exception("error answering a UDP query")
 
-    def _warm(self, data: bytes) -> tuple[Any, ...] | None:
-        """A plain query the hot view missed but the table has an entry for:
-        the entry's replies, now in the hot view (see `HotView.fill`)."""
+    def _warm(self, data: bytes, key: bytes, e: Entry) -> tuple[Any, ...] | None:
+        """A query the hot view missed whose ``key`` has an entry ``e`` in the
+        table: if the hot loop answers it, the entry's replies, now in the
+        hot view (see `HotView.fill`)."""
         table = self._table
-        if table is None or self._hot is not table.hot:
-            return None  # no table yet, or queries are logged (no hot path)
-        key = data[4:]
-        e = table.entries.get(key)  # a hit: the packet is longer than a header
-        if e is None or data[2] >= 0x80:
-            return None
+        if table is None or data[2] >= 0x80 or self._hot is not table.hot:
+            return None  # not a query, or queries are logged (no hot path)
         return table.hot.fill(key, e)
 
     def _fast_negative(self, data: bytes, addr: Any) -> bytes | None:
