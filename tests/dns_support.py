@@ -149,6 +149,23 @@ class ServerThread:
             self.lt.close()
 
 
+class FakeSocket:
+    """Hands the server's UDP reader the given packets; keeps what it sends."""
+
+    def __init__(self, packets: list[bytes]) -> None:
+        self.packets = list(packets)
+        self.sent: list[bytes] = []
+
+    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
+        if not self.packets:
+            raise BlockingIOError
+        return self.packets.pop(0), ("127.0.0.1", 5353)
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        self.sent.append(data)
+        return len(data)
+
+
 def fill_hot(table: AnswerTable) -> dict[bytes, tuple[Any, ...]]:
     """Every entry's hot-path replies, as the first plain query of each name
     makes them (`HotView.fill`); the table's hot view, filled."""

@@ -7,34 +7,16 @@ from __future__ import annotations
 
 import random
 import struct
-from typing import Any
 
 import dns.flags
 import dns.message
-from dns_support import compile_table, record_set, settings
+from dns_support import FakeSocket, compile_table, record_set, settings
 
 from mesosdns.dns import wire
 from mesosdns.dns.incremental import LiveAnswers
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import RRLSettings
 from mesosdns.records.model import RecordSet
-
-
-class FakeSocket:
-    """Hands the server's UDP reader the given packets; keeps what it sends."""
-
-    def __init__(self, packets: list[bytes]) -> None:
-        self.packets = list(packets)
-        self.sent: list[bytes] = []
-
-    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
-        if not self.packets:
-            raise BlockingIOError
-        return self.packets.pop(0), ("127.0.0.1", 5353)
-
-    def sendto(self, data: bytes, addr: Any) -> int:
-        self.sent.append(data)
-        return len(data)
 
 
 def serve(server: DNSServer, packets: list[bytes]) -> list[bytes]:
