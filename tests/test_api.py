@@ -473,18 +473,18 @@ def test_axfr_shape_and_records() -> None:
 
 def test_bodies_are_built_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[str] = []
-    real_enumerate, real_axfr = api_module.enumerate_body, api_module.axfr_body
+    real_enumerate, real_axfr = api_module.enumerate_json, api_module.axfr_json
 
-    def enumerate_body(rs: RecordSet) -> dict[str, Any]:
+    def enumerate_json(rs: RecordSet) -> bytes:
         built.append("enumerate")
         return real_enumerate(rs)
 
-    def axfr_body(rs: RecordSet, serial: int, config: Config) -> dict[str, Any]:
+    def axfr_json(rs: RecordSet, serial: int, config: Config) -> bytes:
         built.append("axfr")
         return real_axfr(rs, serial, config)
 
-    monkeypatch.setattr(api_module, "enumerate_body", enumerate_body)
-    monkeypatch.setattr(api_module, "axfr_body", axfr_body)
+    monkeypatch.setattr(api_module, "enumerate_json", enumerate_json)
+    monkeypatch.setattr(api_module, "axfr_json", axfr_json)
 
     async def body(h: Harness) -> None:
         first = [await h.get(p) for p in ("/v1/enumerate", "/v1/axfr") * 3]

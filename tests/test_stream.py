@@ -31,10 +31,11 @@ from mesosdns.config import parse_config
 from mesosdns.dns.protocol import DNSServer
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.metrics import RefreshStats
+from mesosdns.records.bodies import enumerate_json
 from mesosdns.records.generator import GeneratorParams, generate
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
-from mesosdns.server.api import enumerate_body, hosts_body
+from mesosdns.server.api import hosts_body
 from mesosdns.state.client import StateClient
 from mesosdns.state.model import Task, parse_state
 from mesosdns.state.stream import RecordIODecoder, StreamError, Subscriber
@@ -322,7 +323,7 @@ def test_serial_moves_only_when_records_change_and_http_follows() -> None:
             ]
             records = h.poller.engine.records()
             assert records is not None
-            body = enumerate_body(records)
+            body = json.loads(enumerate_json(records))
             tasks = [t["name"] for f in body["frameworks"] for t in f["tasks"]]
             assert tasks == ["old", "api"]
 

@@ -23,10 +23,9 @@ from mesosdns.config import Config, RRLConfig
 from mesosdns.dns.aliases import alias_domains
 from mesosdns.dns.settings import DNSSettings, RRLSettings, TransferSettings, TSIGKey
 from mesosdns.errors import ConfigError
-from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
-from mesosdns.records.bodies import axfr_body, enumerate_body
+from mesosdns.records.bodies import EnumerateWriter, axfr_json
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.model import RecordSet
 from mesosdns.state.client import StateClient
@@ -184,6 +183,7 @@ class BuilderService:
     _bodies_timer: asyncio.TimerHandle | None = None
     _bodies_task: asyncio.Task[None] | None = None
     _bodies_again: bool = False
+    _enumerate: EnumerateWriter = field(default_factory=EnumerateWriter)
 
     async def start(self) -> None:
         c = self.config
@@ -334,8 +334,8 @@ class BuilderService:
 
     def _make_bodies(self, rs: RecordSet, serial: int) -> dict[str, bytes]:
         return {
-            "enumerate": marshal_indent(enumerate_body(rs)),
-            "axfr": marshal_indent(axfr_body(rs, serial, self.config)),
+            "enumerate": self._enumerate.write(rs.frameworks),
+            "axfr": axfr_json(rs, serial, self.config),
         }
 
     def full_update(self) -> Update | None:

@@ -1,12 +1,23 @@
 """The large HTTP bodies that depend only on the records: ``/v1/enumerate``
-and ``/v1/axfr``, shaped as the original's (built by the builder, once per
-change, so that serving them costs the servers nothing)."""
+and ``/v1/axfr``, written straight to bytes in the original's layout (Go's
+``json.MarshalIndent(v, " ", " ")``, see `mesosdns.gojson`).
+
+They are written in pieces, without a tree of dicts and lists first and
+without re-indenting a whole body (that took about six times the body's size
+at its peak, memory the allocator then kept), so that a caller can join them
+or write them to a file as they are. The layout is fixed (which keys, how
+deep), so each piece is a format string with the indentation of its depth.
+`EnumerateWriter` re-encodes only the tasks that changed since its last body.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
-from mesosdns.records.model import RecordSet
+from mesosdns.gojson import marshal_indent
+from mesosdns.records.model import EnumFramework, EnumTask, RecordSet, SRVTarget
 
 
 class AXFRConfig(Protocol):
@@ -24,41 +35,174 @@ class AXFRConfig(Protocol):
     def domain(self) -> str: ...
 
 
-def enumerate_body(rs: RecordSet) -> dict[str, Any]:
-    return {
-        "frameworks": [
-            {
-                "tasks": [
-                    {
-                        "name": t.name,
-                        "id": t.id,
-                        "records": [
-                            {"name": r.name, "host": r.host, "rtype": r.rtype} for r in t.records
-                        ]
-                        or None,  # Go marshals an empty slice it never appended to as null
-                    }
-                    for t in f.tasks
-                ],
-                "name": f.name,
-            }
-            for f in rs.frameworks
-        ]
-        or None  # likewise: no framework at all is null
-    }
+# a string that Go writes as it is, between quotes: no quote, backslash,
+# control character, <, >, &, U+2028 or U+2029 (and no lone surrogate)
+_PLAIN = re.compile("[^\"\\\\\x00-\x1f<>&\u2028\u2029\ud800-\udfff]*")
 
 
-def axfr_body(rs: RecordSet, serial: int, config: AXFRConfig) -> dict[str, Any]:
-    return {
-        "TTL": config.ttl,
-        "Serial": serial,
-        "RefreshSeconds": config.refresh_seconds,
-        "Mname": config.soa_mname,
-        "Rname": config.soa_rname,
-        "Domain": config.domain,
-        # Go maps: written with their keys sorted
-        "Records": {
-            "As": {k: list(rs.a[k]) for k in sorted(rs.a)},
-            "AAAAs": {k: list(rs.aaaa[k]) for k in sorted(rs.aaaa)},
-            "SRVs": {k: [str(t) for t in rs.srv[k]] for k in sorted(rs.srv)},
-        },
-    }
+def quote(s: str) -> str:
+    """``s`` as a JSON string, as Go escapes it."""
+    if _PLAIN.fullmatch(s):
+        return f'"{s}"'
+    return marshal_indent(s).decode()
+
+
+def _ind(depth: int) -> str:
+    """A line's start at ``depth``: the prefix (one space), one space a level."""
+    return "\n" + " " * (depth + 1)
+
+
+# /v1/enumerate: {"frameworks": [{"tasks": [{"name", "id", "records": [{...}]}], "name"}]}
+_REC = "".join((_ind(6), "{{", _ind(7), '"name": "{}",', _ind(7), '"host": "{}",',
+                _ind(7), '"rtype": "{}"', _ind(6), "}}"))
+_TASK_HEAD = "".join((_ind(4), "{{", _ind(5), '"name": "{}",', _ind(5), '"id": "{}",',
+                      _ind(5), '"records": '))
+_TASK_TAIL = _ind(4) + "}"  # used as it is, not formatted
+_RECS_TAIL = _ind(5) + "]"
+# what a task's piece holds of its own when no string in it needs escaping
+_TASK_QUOTES, _REC_QUOTES = _TASK_HEAD.count('"'), _REC.count('"')
+_TASK_LINES = (_TASK_HEAD + _TASK_TAIL).count("\n")
+_REC_LINES = _REC.count("\n")
+_LINES_WITH_RECS = _TASK_LINES + _RECS_TAIL.count("\n")
+# outside the quotes and line breaks: what a plain piece never holds
+_ESCAPED = re.compile("[\\\\\x00-\x09\x0b-\x1f<>&\u2028\u2029\ud800-\udfff]")
+
+
+def _task(t: EnumTask) -> bytes:
+    """One task's piece: written with the strings as they are, then checked
+    (three scans in C) that none of them needed escaping; else again, quoted."""
+    n = len(t.records)
+    head = _TASK_HEAD.format(t.name, t.id)
+    if n:
+        recs = ",".join([_REC.format(r.name, r.host, r.rtype) for r in t.records])
+        piece = f"{head}[{recs}{_RECS_TAIL}{_TASK_TAIL}"
+        quotes, lines = _TASK_QUOTES + n * _REC_QUOTES, _LINES_WITH_RECS + n * _REC_LINES
+    else:  # Go marshals an empty slice it never appended to as null
+        piece = f"{head}null{_TASK_TAIL}"
+        quotes, lines = _TASK_QUOTES, _TASK_LINES
+    if piece.count('"') != quotes or piece.count("\n") != lines or _ESCAPED.search(piece):
+        piece = _quoted_task(t)
+    return piece.encode()
+
+
+def _quoted_task(t: EnumTask) -> str:
+    q = quote
+    head = _TASK_HEAD.replace('"{}"', "{}").format(q(t.name), q(t.id))
+    if not t.records:
+        return f"{head}null{_TASK_TAIL}"
+    rec = _REC.replace('"{}"', "{}")
+    recs = ",".join([rec.format(q(r.name), q(r.host), q(r.rtype)) for r in t.records])
+    return f"{head}[{recs}{_RECS_TAIL}{_TASK_TAIL}"
+
+
+class EnumerateWriter:
+    """Writes ``/v1/enumerate``. It keeps where each task's piece lies in its
+    last body, so that the next body copies the pieces of the tasks that did
+    not change and encodes only the others."""
+
+    def __init__(self) -> None:
+        self._last: bytes | memoryview = b""
+        self._spans: dict[EnumTask, tuple[int, int]] = {}
+        self._next: dict[EnumTask, tuple[int, int]] = {}
+
+    def pieces(self, frameworks: Iterable[EnumFramework]) -> list[bytes | memoryview]:
+        """The next body, in pieces (some of them views of the last body); it
+        becomes the last one with `wrote`."""
+        spans, new_spans = self._spans, {}
+        out: list[bytes | memoryview] = []
+        pos = 0
+        last = memoryview(self._last)
+        for f in frameworks:
+            head = f"{_ind(2)}{{{_ind(3)}\"tasks\": ".encode()
+            head = (b"," if out else b'{\n  "frameworks": [') + head
+            if f.tasks:
+                head += b"["
+                out.append(head)
+                pos += len(head)
+                for i, t in enumerate(f.tasks):
+                    if i:
+                        out.append(b",")
+                        pos += 1
+                    span = spans.get(t)
+                    piece = last[span[0]:span[1]] if span is not None else _task(t)
+                    end = pos + len(piece)
+                    new_spans[t] = (pos, end)
+                    out.append(piece)
+                    pos = end
+                tail = f"{_ind(3)}],{_ind(3)}\"name\": {quote(f.name)}{_ind(2)}}}".encode()
+            else:
+                out.append(head)
+                pos += len(head)
+                tail = f"[],{_ind(3)}\"name\": {quote(f.name)}{_ind(2)}}}".encode()
+            out.append(tail)
+            pos += len(tail)
+        if out:
+            out.append(b"\n  ]\n }")
+        else:  # likewise: no framework at all is null
+            out.append(b'{\n  "frameworks": null\n }')
+        self._next = new_spans
+        return out
+
+    def wrote(self, body: bytes | memoryview) -> None:
+        """``body`` holds what `pieces` returned last (joined, or read back
+        from where it was written): the next body copies from it."""
+        self._last, self._spans, self._next = body, self._next, {}
+
+    def write(self, frameworks: Iterable[EnumFramework]) -> bytes:
+        body = b"".join(self.pieces(frameworks))
+        self.wrote(body)
+        return body
+
+
+def enumerate_json(rs: RecordSet) -> bytes:
+    return EnumerateWriter().write(rs.frameworks)
+
+
+def _values(m: Mapping[str, Sequence[str]]) -> list[bytes]:
+    """A Go map of string lists, keys sorted: its members at depth 3 (in
+    "Records"), each but the first after its comma."""
+    out: list[bytes] = []
+    plain, q = _PLAIN.fullmatch, quote
+    head, sep, tail = _ind(3) + '"{}": [' + _ind(4) + '"', '",' + _ind(4) + '"', '"' + _ind(3) + "]"
+    for k in sorted(m):
+        vals = m[k]
+        comma = "," if out else ""
+        if not vals:
+            out.append(f"{comma}{_ind(3)}{q(k)}: []".encode())
+        elif plain(k + "".join(vals)):  # the common case: nothing to escape
+            out.append(f"{comma}{head.format(k)}{sep.join(vals)}{tail}".encode())
+        else:
+            items = ",".join([f"{_ind(4)}{q(v)}" for v in vals])
+            out.append(f"{comma}{_ind(3)}{q(k)}: [{items}{_ind(3)}]".encode())
+    return out
+
+
+def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig) -> list[bytes]:
+    """``/v1/axfr``, in pieces."""
+    q = quote
+    out = [
+        f'{{\n  "TTL": {config.ttl},\n  "Serial": {serial},\n  "RefreshSeconds": '
+        f'{config.refresh_seconds},\n  "Mname": {q(config.soa_mname)},\n  "Rname": '
+        f'{q(config.soa_rname)},\n  "Domain": {q(config.domain)},\n  "Records": {{'.encode()
+    ]
+    srv: Mapping[str, Sequence[str]] = {
+        k: [f"{host}:{port}" for host, port in v] for k, v in rs.srv.items()}
+    for i, (key, m) in enumerate((("As", rs.a), ("AAAAs", rs.aaaa), ("SRVs", srv))):
+        out.append(f'{"," if i else ""}{_ind(2)}"{key}": '.encode())
+        pieces = _values(m)
+        if pieces:
+            out.append(b"{")
+            out += pieces
+            out.append(_ind(2).encode() + b"}")
+        else:
+            out.append(b"{}")
+    out.append(b"\n  }\n }")
+    return out
+
+
+def axfr_json(rs: RecordSet, serial: int, config: AXFRConfig) -> bytes:
+    return b"".join(axfr_pieces(rs, serial, config))
+
+
+__all__ = ["AXFRConfig", "EnumerateWriter", "SRVTarget", "axfr_json", "axfr_pieces",
+           "enumerate_json", "quote"]

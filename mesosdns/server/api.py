@@ -32,7 +32,7 @@ from mesosdns.config import Config
 from mesosdns.dns.aliases import Renamer, alias_domains
 from mesosdns.gojson import marshal_indent
 from mesosdns.metrics import CONTENT_TYPE, Metrics
-from mesosdns.records.bodies import axfr_body, enumerate_body
+from mesosdns.records.bodies import axfr_json, enumerate_json
 from mesosdns.records.model import RecordSet
 from mesosdns.server.routing import (
     BAD_REQUEST,
@@ -279,12 +279,12 @@ class API:
 
     async def enumerate(self, _: web.Request, __: dict[str, str]) -> web.Response:
         snap = self._snapshot()
-        return _json(self._body(snap.body("enumerate", lambda: enumerate_body(snap.records))))
+        return _json(self._body(snap.body("enumerate", lambda: enumerate_json(snap.records))))
 
     async def axfr(self, _: web.Request, __: dict[str, str]) -> web.Response:
         snap = self._snapshot()
         return _json(self._body(
-            snap.body("axfr", lambda: axfr_body(snap.records, snap.serial, self.config))))
+            snap.body("axfr", lambda: axfr_json(snap.records, snap.serial, self.config))))
 
     @staticmethod
     def _body(body: bytes | None) -> bytes:

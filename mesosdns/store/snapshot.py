@@ -11,9 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from mesosdns.gojson import marshal_indent
 from mesosdns.records.model import RecordSet
 
 
@@ -30,14 +28,14 @@ class Snapshot:
     # until they come, there is none to build here
     prebuilt: bool = False
 
-    def body(self, key: str, build: Callable[[], Any]) -> bytes | None:
+    def body(self, key: str, build: Callable[[], bytes]) -> bytes | None:
         """The body ``key``, built at most once; None while a prebuilt one
         has not come yet."""
         cached = self._bodies.get(key)
         if cached is None:
             if self.prebuilt:
                 return None
-            cached = self._bodies[key] = marshal_indent(build())
+            cached = self._bodies[key] = build()
         return cached
 
 
