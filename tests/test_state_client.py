@@ -613,3 +613,29 @@ def test_fakemaster_subprocess(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_fetches_reuse_one_receive_buffer_and_each_body_is_whole() -> None:
+    """Documents of growing and shrinking size, fetched one after the other
+    into the client's one buffer, each read back exactly; a view of an
+    earlier body kept alive does not corrupt it or the next one."""
+
+    def doc(tasks: int) -> dict[str, Any]:
+        state = minimal_state()
+        state["padding"] = ["x" * 1000] * tasks
+        return state
+
+    async def go() -> None:
+        async with FakeMaster() as m, fast_client() as c:
+            for size in (300, 20, 600, 0, 50):
+                m.state = doc(size)
+                result = await c.fetch(["", m.address], deadline_in(5))
+                assert result.document()["padding"] == ["x" * 1000] * size
+            kept = result.body
+            expected = bytes(kept)
+            m.state = doc(900)  # larger: the buffer cannot grow while a view lives
+            result = await c.fetch(["", m.address], deadline_in(5))
+            assert result.document()["padding"] == ["x" * 1000] * 900
+            assert bytes(kept) == expected
+
+    run(go)

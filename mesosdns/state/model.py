@@ -235,7 +235,7 @@ def parse_ports(text: str) -> tuple[int, ...]:
     return tuple(ports)
 
 
-def parse_state(data: bytes | str | dict[str, Any]) -> State:
+def parse_state(data: bytes | memoryview | str | dict[str, Any]) -> State:
     """Parse a ``/master/state`` document (bytes, text or already decoded).
 
     A document without a ``frameworks`` or ``slaves`` list is refused (a
@@ -251,7 +251,7 @@ def parse_state(data: bytes | str | dict[str, Any]) -> State:
             raise StateError(f"state cannot be decoded: {type(exc).__name__}") from None
 
 
-def _parse(data: bytes | str | dict[str, Any]) -> State:
+def _parse(data: bytes | memoryview | str | dict[str, Any]) -> State:
     if isinstance(data, dict):
         return _lenient(data)
     try:
