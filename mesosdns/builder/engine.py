@@ -27,6 +27,7 @@ from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.incremental import IncrementalGenerator
 from mesosdns.records.model import RecordSet
 from mesosdns.state.model import State, Task
+from mesosdns.store.bodyfiles import BodyFile
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Keep, Update
 
 
@@ -114,7 +115,7 @@ class Engine:
         self.version += 1
         return self.full()
 
-    def full(self, bodies: dict[str, bytes] | Keep = KEEP) -> Update:
+    def full(self, bodies: dict[str, bytes | BodyFile] | Keep = KEEP) -> Update:
         """The current version, whole."""
         gen, live = self.gen, self.live
         assert gen is not None and live is not None
@@ -122,7 +123,8 @@ class Engine:
             return self._full(gen, live, bodies)
 
     def _full(
-        self, gen: IncrementalGenerator, live: LiveAnswers, bodies: dict[str, bytes] | Keep
+        self, gen: IncrementalGenerator, live: LiveAnswers,
+        bodies: dict[str, bytes | BodyFile] | Keep,
     ) -> Update:
         marks = [_marks(z.names, z.slow) for z in live.zones]
         return Update(

@@ -19,6 +19,7 @@ import contextlib
 import gc
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -103,6 +104,10 @@ class Poller:
         self._logged: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        # clear while a refresh runs: work in other threads that can wait
+        # (the HTTP bodies) waits on it rather than slow the refresh down
+        self.idle = threading.Event()
+        self.idle.set()
 
     def trigger(self) -> None:
         """Refresh now (the masters changed, or the config was reloaded)."""
@@ -140,6 +145,13 @@ class Poller:
 
     async def refresh(self) -> bool:
         """One refresh; True when it succeeded (whether or not records changed)."""
+        self.idle.clear()
+        try:
+            return await self._refresh()
+        finally:
+            self.idle.set()
+
+    async def _refresh(self) -> bool:
         self.stats.attempts += 1
         started = time.monotonic()
         try:
@@ -224,7 +236,7 @@ class Poller:
             if update is not None:
                 self.sink(update)
 
-    async def _fetch(self, masters: Sequence[str]) -> tuple[bytes, str]:
+    async def _fetch(self, masters: Sequence[str]) -> tuple[bytes | memoryview, str]:
         if self.source.state_file:
             path = self.source.state_file
             return await asyncio.to_thread(load_state_file, path), path

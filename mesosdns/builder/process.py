@@ -55,7 +55,8 @@ async def _run(config: Config, run_dir: str) -> int:
         status = FATAL_BASE + code
         stop.set()
 
-    service = BuilderService(config, publisher.publish, fatal, busy=publisher.sending_full)
+    service = BuilderService(config, publisher.publish, fatal, busy=publisher.sending_full,
+                             body_dir=f"{run_dir}/bodies")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

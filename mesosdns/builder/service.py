@@ -25,12 +25,13 @@ from mesosdns.dns.settings import DNSSettings, RRLSettings, TransferSettings, TS
 from mesosdns.errors import ConfigError
 from mesosdns.metrics import RefreshStats
 from mesosdns.netif import listener_addresses
-from mesosdns.records.bodies import EnumerateWriter, axfr_json
+from mesosdns.records.bodies import EnumerateWriter, axfr_json, axfr_pieces
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.model import RecordSet
 from mesosdns.state.client import StateClient
 from mesosdns.state.iam import IAMConfig, read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
+from mesosdns.store.bodyfiles import Body, BodyFile, BodyFiles, open_body
 from mesosdns.store.update import Update
 from mesosdns.zones.service import ZoneCompiler
 
@@ -163,6 +164,12 @@ def state_client(config: Config) -> StateClient:
     )
 
 
+def _mapped(ref: BodyFile) -> Body:
+    """The body just written, read back from its file: the enumerate writer's
+    next body copies its unchanged pieces from there, not from a copy held."""
+    return open_body(ref)
+
+
 @dataclass
 class BuilderService:
     config: Config
@@ -177,18 +184,24 @@ class BuilderService:
     client: StateClient | None = None
     masters: list[str] = field(default_factory=list)
     _compilers: Compilers | None = None
-    bodies: dict[str, bytes] = field(default_factory=dict)  # the last built
+    # where the bodies are written for the servers to map ("": kept in the
+    # updates, for a server in this process)
+    body_dir: str = ""
+    bodies: dict[str, bytes | BodyFile] = field(default_factory=dict)  # the last built
     _bodies_at: float = 0.0
     _bodies_cost: float = 0.0  # seconds the last build took
     _bodies_timer: asyncio.TimerHandle | None = None
     _bodies_task: asyncio.Task[None] | None = None
     _bodies_again: bool = False
     _enumerate: EnumerateWriter = field(default_factory=EnumerateWriter)
+    _files: BodyFiles | None = None
 
     async def start(self) -> None:
         c = self.config
         self._compilers = compilers(c)
         self.masters = initial_masters(c.masters)
+        if self.body_dir:
+            self._files = BodyFiles(self.body_dir)
         if c.zk:
             self.detector = MasterDetector(
                 c.zk_url or c.zk, c.masters, self._masters_changed,
@@ -301,7 +314,7 @@ class BuilderService:
             return
         started = time.monotonic()
         self._bodies_at = started
-        bodies = await asyncio.to_thread(self._make_bodies, rs, serial)
+        bodies = await asyncio.to_thread(self._make_bodies, rs, serial, self._refresh_done)
         self._bodies_cost = time.monotonic() - started
         async with poller.lock:
             self.bodies = bodies
@@ -316,10 +329,18 @@ class BuilderService:
         live = self.poller.engine.live if self.poller is not None else None
         return 0 if live is None else live.table.info.names
 
+    def _refresh_done(self) -> None:
+        """The body thread's checkpoint: a refresh under way goes first (the
+        thread would take the GIL from it, and the version would reach the
+        servers later)."""
+        poller = self.poller
+        if poller is not None:
+            poller.idle.wait()
+
     def _wants_bodies(self) -> bool:
         return self.config.http_on and self.config.enumeration_on
 
-    def _bodies(self) -> dict[str, bytes]:
+    def _bodies(self) -> dict[str, bytes | BodyFile]:
         """The bodies of the current records (for a full update), now."""
         poller = self.poller
         if not self._wants_bodies() or poller is None:
@@ -332,11 +353,24 @@ class BuilderService:
         self._bodies_cost = time.monotonic() - started
         return bodies
 
-    def _make_bodies(self, rs: RecordSet, serial: int) -> dict[str, bytes]:
-        return {
-            "enumerate": self._enumerate.write(rs.frameworks),
-            "axfr": axfr_json(rs, serial, self.config),
-        }
+    def _make_bodies(self, rs: RecordSet, serial: int, wait: Callable[[], object] = lambda: None,
+                     ) -> dict[str, bytes | BodyFile]:
+        """The bodies of ``rs``; ``wait``: their writers' checkpoint (in the
+        body thread: `_refresh_done`; never in the event loop's thread)."""
+        files = self._files
+        if files is None:
+            return {
+                "enumerate": self._enumerate.write(rs.frameworks),
+                "axfr": axfr_json(rs, serial, self.config),
+            }
+        try:
+            enum = files.write("enumerate", self._enumerate.pieces(rs.frameworks, wait))
+            self._enumerate.wrote(_mapped(enum))
+            axfr = files.write("axfr", axfr_pieces(rs, serial, self.config, wait))
+        except OSError as exc:  # a full disk, say: the servers keep the last bodies
+            log.error("cannot write the HTTP bodies: %s", exc)
+            return self.bodies
+        return {"enumerate": enum, "axfr": axfr}
 
     def full_update(self) -> Update | None:
         """The current version whole (for a server that connects), or None."""

@@ -13,7 +13,7 @@ deep), so each piece is a format string with the indentation of its depth.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from mesosdns.gojson import marshal_indent
@@ -45,6 +45,14 @@ def quote(s: str) -> str:
     if _PLAIN.fullmatch(s):
         return f'"{s}"'
     return marshal_indent(s).decode()
+
+
+# how many tasks or names a writer writes between two calls of its checkpoint
+CHECK_EVERY = 512
+
+
+def _go_on() -> None:
+    """The default checkpoint: never waits."""
 
 
 def _ind(depth: int) -> str:
@@ -105,9 +113,11 @@ class EnumerateWriter:
         self._spans: dict[EnumTask, tuple[int, int]] = {}
         self._next: dict[EnumTask, tuple[int, int]] = {}
 
-    def pieces(self, frameworks: Iterable[EnumFramework]) -> list[bytes | memoryview]:
+    def pieces(self, frameworks: Iterable[EnumFramework],
+               checkpoint: Callable[[], object] = _go_on) -> list[bytes | memoryview]:
         """The next body, in pieces (some of them views of the last body); it
-        becomes the last one with `wrote`."""
+        becomes the last one with `wrote`. ``checkpoint`` is called every
+        `CHECK_EVERY` tasks (it may wait: the writer runs in a thread)."""
         spans, new_spans = self._spans, {}
         out: list[bytes | memoryview] = []
         pos = 0
@@ -123,6 +133,8 @@ class EnumerateWriter:
                     if i:
                         out.append(b",")
                         pos += 1
+                        if not i % CHECK_EVERY:
+                            checkpoint()
                     span = spans.get(t)
                     piece = last[span[0]:span[1]] if span is not None else _task(t)
                     end = pos + len(piece)
@@ -158,13 +170,15 @@ def enumerate_json(rs: RecordSet) -> bytes:
     return EnumerateWriter().write(rs.frameworks)
 
 
-def _values(m: Mapping[str, Sequence[str]]) -> list[bytes]:
+def _values(m: Mapping[str, Sequence[str]], checkpoint: Callable[[], object]) -> list[bytes]:
     """A Go map of string lists, keys sorted: its members at depth 3 (in
     "Records"), each but the first after its comma."""
     out: list[bytes] = []
     plain, q = _PLAIN.fullmatch, quote
     head, sep, tail = _ind(3) + '"{}": [' + _ind(4) + '"', '",' + _ind(4) + '"', '"' + _ind(3) + "]"
-    for k in sorted(m):
+    for i, k in enumerate(sorted(m)):
+        if i and not i % CHECK_EVERY:
+            checkpoint()
         vals = m[k]
         comma = "," if out else ""
         if not vals:
@@ -177,8 +191,9 @@ def _values(m: Mapping[str, Sequence[str]]) -> list[bytes]:
     return out
 
 
-def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig) -> list[bytes]:
-    """``/v1/axfr``, in pieces."""
+def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig,
+                checkpoint: Callable[[], object] = _go_on) -> list[bytes]:
+    """``/v1/axfr``, in pieces (``checkpoint``: as for the enumeration)."""
     q = quote
     out = [
         f'{{\n  "TTL": {config.ttl},\n  "Serial": {serial},\n  "RefreshSeconds": '
@@ -189,7 +204,7 @@ def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig) -> list[bytes]:
         k: [f"{host}:{port}" for host, port in v] for k, v in rs.srv.items()}
     for i, (key, m) in enumerate((("As", rs.a), ("AAAAs", rs.aaaa), ("SRVs", srv))):
         out.append(f'{"," if i else ""}{_ind(2)}"{key}": '.encode())
-        pieces = _values(m)
+        pieces = _values(m, checkpoint)
         if pieces:
             out.append(b"{")
             out += pieces

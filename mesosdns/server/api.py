@@ -47,6 +47,7 @@ from mesosdns.server.routing import (
     text,
     unescape_path,
 )
+from mesosdns.store.bodyfiles import Body
 from mesosdns.store.snapshot import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,8 @@ def services_body(
     return out or [{"service": "", "host": "", "ip": "", "port": ""}]
 
 
-def _json(body: bytes | Any, status: int = 200) -> web.Response:
-    data = body if isinstance(body, bytes) else marshal_indent(body)
+def _json(body: Body | Any, status: int = 200) -> web.Response:
+    data = body if isinstance(body, (bytes, memoryview)) else marshal_indent(body)
     return web.Response(body=data, status=status, content_type="application/json")
 
 
@@ -287,7 +288,7 @@ class API:
             snap.body("axfr", lambda: axfr_json(snap.records, snap.serial, self.config))))
 
     @staticmethod
-    def _body(body: bytes | None) -> bytes:
+    def _body(body: Body | None) -> Body:
         if body is None:  # a large cluster's first bodies are still being built
             raise web.HTTPServiceUnavailable(reason="being built")
         return body

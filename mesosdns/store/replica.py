@@ -17,6 +17,7 @@ and the HTTP API a new `Snapshot`.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,8 +36,11 @@ from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import RecordSet, SRVTarget
+from mesosdns.store.bodyfiles import Body, BodyFile, open_body
 from mesosdns.store.snapshot import Snapshot
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
+
+log = logging.getLogger(__name__)
 
 
 def _settle() -> None:
@@ -84,7 +88,7 @@ class Replica:
         self.table: AnswerTable | None = None
         self.zones: list[_Zone] = []
         self.opzones: CompiledZones | None = None
-        self.bodies: dict[str, bytes] = {}
+        self.bodies: dict[str, Body] = {}
         self.stats: dict[str, Any] = {}
         self.applied_at = 0.0  # monotonic time of the last version applied
         self._staged: _Staged | None = None  # a full update being received
@@ -293,11 +297,28 @@ class Replica:
         if self.on_version is not None:
             self.on_version(self, False)
 
+    def _bodies(self, sent: dict[str, bytes | BodyFile]) -> dict[str, Body]:
+        """The bodies of a version: the files the builder wrote, mapped (one
+        that cannot be opened keeps the last one, and says so)."""
+        out: dict[str, Body] = {}
+        for key, body in sent.items():
+            if isinstance(body, BodyFile):
+                try:
+                    out[key] = open_body(body)
+                except OSError as exc:
+                    log.warning("HTTP body %s: %s; serving the last one", key, exc)
+                    last = self.bodies.get(key)
+                    if last is not None:
+                        out[key] = last
+            else:
+                out[key] = body
+        return out
+
     def _common(self, u: Update) -> None:
         self.version, self.serial, self.source = u.version, u.serial, u.source
         self.loaded_at = u.loaded_at
         if u.bodies is not KEEP:
-            self.bodies = u.bodies  # type: ignore[assignment]
+            self.bodies = self._bodies(u.bodies)  # type: ignore[arg-type]
         if u.stats:
             self.stats = u.stats
         self.applied_at = time.monotonic()

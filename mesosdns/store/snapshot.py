@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mesosdns.records.model import RecordSet
+from mesosdns.store.bodyfiles import Body
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,12 +24,12 @@ class Snapshot:
     source: str = ""  # the master (or file) the state came from
     # HTTP bodies built at most once per snapshot (lazily: a large cluster's
     # enumeration is only serialised if someone asks for it)
-    _bodies: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    _bodies: dict[str, Body] = field(default_factory=dict, repr=False, compare=False)
     # the builder sends the bodies (a replica's records hold no enumeration):
     # until they come, there is none to build here
     prebuilt: bool = False
 
-    def body(self, key: str, build: Callable[[], bytes]) -> bytes | None:
+    def body(self, key: str, build: Callable[[], bytes]) -> Body | None:
         """The body ``key``, built at most once; None while a prebuilt one
         has not come yet."""
         cached = self._bodies.get(key)

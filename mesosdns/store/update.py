@@ -32,6 +32,7 @@ from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import SRVTarget
+from mesosdns.store.bodyfiles import BodyFile
 
 # items (entries, names, record values) per frame of a full update: a frame
 # of this many entries decodes in a few milliseconds
@@ -80,7 +81,8 @@ class Update:
     zone_info: list[TableInfo] = field(default_factory=list)
     info: TableInfo | None = None
     opzones: CompiledZones | Keep | None = KEEP
-    bodies: dict[str, bytes] | Keep = KEEP
+    # the prebuilt HTTP bodies, or the files the builder wrote them to
+    bodies: dict[str, bytes | BodyFile] | Keep = KEEP
     stats: dict[str, Any] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Any, ...]:
