@@ -639,3 +639,26 @@ def test_fetches_reuse_one_receive_buffer_and_each_body_is_whole() -> None:
             assert bytes(kept) == expected
 
     run(go)
+
+
+def test_the_poller_frees_the_buffer_before_a_whole_build() -> None:
+    """A whole build's peak does not hold the document's buffer too; a diff
+    keeps it for the next fetch."""
+    from mesosdns.builder.engine import Compilers
+    from mesosdns.builder.poll import Poller, Source
+    from mesosdns.dns.settings import DNSSettings
+    from mesosdns.metrics import RefreshStats
+    from mesosdns.records.generator import GeneratorParams
+
+    async def go() -> None:
+        async with FakeMaster() as m, fast_client() as c:
+            compilers = Compilers(DNSSettings())
+            poller = Poller(Source(client=c), GeneratorParams(), RefreshStats(),
+                            refresh_seconds=60, compilers=lambda: compilers,
+                            sink=lambda u: None, masters=lambda: ["", m.address])
+            assert await poller.refresh()  # the first state: built whole
+            assert len(c._recv) == 0
+            assert await poller.refresh()  # the same state again: a diff
+            assert len(c._recv) == len(m.document())
+
+    run(go)

@@ -162,6 +162,10 @@ class Poller:
             resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
             # the masters list that found the state also names masterN records
             params = replace(self.params, masters=masters, resolved=resolved)
+            client = self.source.client
+            if client is not None and not self.engine.can_diff(params, self.compilers()):
+                # a whole build: its peak must not hold the document's buffer too
+                client.drop_buffer()
             async with self.lock:
                 changes = await self.load(state, params, origin)
         except (FetchError, StateError) as exc:

@@ -432,6 +432,10 @@ class StateClient:
         return status, body, headers
 
 
+    def drop_buffer(self) -> None:
+        """Free the receive buffer (the next fetch makes a new one)."""
+        self._recv = bytearray()
+
     async def _read_reusing(self, resp: aiohttp.ClientResponse) -> memoryview:
         """The response's body, read into the receive buffer (a new one while
         a view of the last body still lives: that body stays as it was)."""
