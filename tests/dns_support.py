@@ -165,6 +165,9 @@ class FakeSocket:
         self.sent.append(data)
         return len(data)
 
+    def fileno(self) -> int:
+        return -1
+
 
 def fill_hot(table: AnswerTable) -> dict[bytes, tuple[Any, ...]]:
     """Every entry's hot-path replies, as the first plain query of each name

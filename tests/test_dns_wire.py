@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import dns.message
 import dns.name
 import pytest
-from dns_support import compile_table, settings
+from dns_support import FakeSocket, compile_table, settings
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -149,24 +148,6 @@ def test_presentation_round_trip(parts: list[bytes]) -> None:
 def test_parse_query_never_raises(data: bytes) -> None:
     res = wire.parse_query(data)
     assert isinstance(res, (wire.Query, wire.ParseStatus))
-
-
-class FakeSocket:
-    def __init__(self, packets: list[bytes]) -> None:
-        self.packets = list(packets)
-        self.sent: list[bytes] = []
-
-    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
-        if not self.packets:
-            raise BlockingIOError
-        return self.packets.pop(0), ("127.0.0.1", 5353)
-
-    def sendto(self, data: bytes, addr: Any) -> int:
-        self.sent.append(data)
-        return len(data)
-
-    def fileno(self) -> int:
-        return -1
 
 
 class FakeConn:

@@ -38,13 +38,12 @@ import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import dns.exception
 import dns.message
 import dns.rcode
 import pytest
-from dns_support import ServerThread, compile_table, read_frames, settings
+from dns_support import FakeSocket, ServerThread, compile_table, read_frames, settings
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -426,21 +425,6 @@ def reply_question(packet: bytes) -> bytes:
 # -- in-process ------------------------------------------------------------
 
 
-class _FakeSocket:
-    def __init__(self, packets: list[bytes]) -> None:
-        self.packets = packets
-        self.sent: list[bytes] = []
-
-    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
-        if not self.packets:
-            raise BlockingIOError
-        return self.packets.pop(0), ("127.0.0.1", 5353)
-
-    def sendto(self, data: bytes, addr: Any) -> int:
-        self.sent.append(data)
-        return len(data)
-
-
 class _FakeConn:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
@@ -456,7 +440,7 @@ class _FakeConn:
 
 
 def handle_udp(packet: bytes) -> bytes | None:
-    sock = _FakeSocket([packet])
+    sock = FakeSocket([packet])
     _HANDLER._udp = sock  # type: ignore[assignment]
     try:
         _HANDLER._on_udp()

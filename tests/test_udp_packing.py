@@ -34,7 +34,7 @@ import dns.message
 import dns.rdatatype
 import dns.rrset
 import pytest
-from dns_support import settings
+from dns_support import FakeSocket, settings
 
 from mesosdns.dns import wire
 from mesosdns.dns.answers import HOT_PREFIX, AnswerTable, compile_answers
@@ -403,23 +403,6 @@ def test_one_more_where_the_octets_allow_it(apps: list[App], name: str, rdtype: 
     assert check(table, s, name, rdtype) == (want[0] + 1, 0, True)
     assert estimate(name, ans[: want[0] + 1] + auth) >= LIMIT >= len(small)
     assert len(flat(m.answer)) == want[0] + 1
-
-
-class FakeSocket:
-    """Hands the server's UDP reader the given packets; keeps what it sends."""
-
-    def __init__(self, packets: list[bytes]) -> None:
-        self.packets = list(packets)
-        self.sent: list[bytes] = []
-
-    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
-        if not self.packets:
-            raise BlockingIOError
-        return self.packets.pop(0), ("127.0.0.1", 5353)
-
-    def sendto(self, data: bytes, addr: Any) -> int:
-        self.sent.append(data)
-        return len(data)
 
 
 def test_through_the_udp_server() -> None:
