@@ -41,7 +41,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402  (tests/ports.py)
 
 # The original Go Mesos-DNS and Knot on this kind of machine (from the brief).
 ORIGINAL = {"A": 52_000, "SRV": 32_000, "NXDOMAIN": 65_000, "forwarded": 16_000, "mix": 38_000}
@@ -74,21 +75,6 @@ FORWARD_ZONE = "example"
 SCENARIOS = ("A", "SRV", "NXDOMAIN", "forwarded", "mix")
 SERVER_CORE = "0"
 CLIENT_CORE = "1"
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 def build_records(tasks: int, agents: int) -> Any:

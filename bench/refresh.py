@@ -80,6 +80,9 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402  (tests/ports.py)
+
 TICK = os.sysconf("SC_CLK_TCK")
 PARTS = ("probe", "reload", "cold")
 LEADER = b"master@10.0.0.11:5050"  # bench/synth.py's leader, rewritten to the fake
@@ -679,21 +682,6 @@ class Setup:
     refresh_seconds: int
     keep: bool
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mesosdns-refresh-")))
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise SystemExit("no free port")
 
 
 def server_argv(setup: Setup, config: Path) -> list[str]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Callable
 
 import pytest
+from ports import free_port as find_free_port
 
 EXTRA_TOOL_DIRS = ("/usr/sbin", "/sbin", "/usr/share/zookeeper/bin")
 
@@ -37,21 +37,6 @@ def require_tool(name: str) -> str:
 @pytest.fixture(name="require_tool")
 def _require_tool_fixture() -> Callable[[str], str]:
     return require_tool
-
-
-def find_free_port(host: str = "127.0.0.1") -> int:
-    """A port that is free for both TCP and UDP on ``host`` right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both TCP and UDP")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+from ports import free_port
 
 EXTRA_TOOL_DIRS = ("/usr/sbin", "/sbin")
 
@@ -54,21 +54,6 @@ class Key:
 def tool(name: str) -> str | None:
     path = os.pathsep.join([os.environ.get("PATH", os.defpath), *EXTRA_TOOL_DIRS])
     return shutil.which(name, path=path)
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both TCP and UDP")
 
 
 def stop(proc: subprocess.Popen[bytes], within: float = 5.0) -> None:
