@@ -31,7 +31,7 @@ from mesosdns.records.model import RecordSet
 from mesosdns.state.client import StateClient
 from mesosdns.state.iam import IAMConfig, read_iam_config
 from mesosdns.state.masters import MasterDetector, initial_masters
-from mesosdns.store.bodyfiles import Body, BodyFile, BodyFiles, open_body
+from mesosdns.store.bodyfiles import BodyFile, BodyFiles, open_body
 from mesosdns.store.update import Update
 from mesosdns.zones.service import ZoneCompiler
 
@@ -162,12 +162,6 @@ def state_client(config: Config) -> StateClient:
         secret=config.mesos_credentials.secret,
         iam=iam_config(config),
     )
-
-
-def _mapped(ref: BodyFile) -> Body:
-    """The body just written, read back from its file: the enumerate writer's
-    next body copies its unchanged pieces from there, not from a copy held."""
-    return open_body(ref)
 
 
 @dataclass
@@ -365,7 +359,9 @@ class BuilderService:
             }
         try:
             enum = files.write("enumerate", self._enumerate.pieces(rs.frameworks, wait))
-            self._enumerate.wrote(_mapped(enum))
+            # the next body copies its unchanged pieces from this file, mapped,
+            # not from a copy held in memory
+            self._enumerate.wrote(open_body(enum))
             axfr = files.write("axfr", axfr_pieces(rs, serial, self.config, wait))
         except OSError as exc:  # a full disk, say: the servers keep the last bodies
             log.error("cannot write the HTTP bodies: %s", exc)

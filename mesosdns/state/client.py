@@ -449,6 +449,8 @@ class StateClient:
             end = n + len(chunk)
             buf[n:end] = chunk
             n = end
+        if len(buf) > 2 * n:  # the state shrank: so does the buffer
+            del buf[n:]
         return memoryview(buf)[:n]
 
 def leader_of(body: bytes | memoryview) -> str:
