@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,33 @@ def test_the_enumerate_writer_calls_its_checkpoint() -> None:
     calls: list[int] = []
     tasks = tuple(EnumTask(f"t{i}", f"t{i}.1", (EnumRecord(f"t{i}.m.mesos.", "10.0.0.1", "A"),))
                   for i in range(3 * CHECK_EVERY + 1))
-    EnumerateWriter().pieces([EnumFramework("m", tasks)], lambda: calls.append(1))
+    list(EnumerateWriter().pieces([EnumFramework("m", tasks)], lambda: calls.append(1)))
     assert len(calls) == 3
+
+
+def test_a_body_goes_to_its_file_without_being_held(tmp_path: Path) -> None:
+    """The pieces are made as the file takes them: writing a body of some
+    MB, and the next one from the first's file, allocates a small part of it."""
+    tasks = tuple(
+        EnumTask(f"task-{i}", f"task-{i}.{'0' * 40}", tuple(
+            EnumRecord(f"_task-{i}._tcp.m.slave.mesos.{j}", f"10.0.{i % 250}.{j}", "A")
+            for j in range(8)))
+        for i in range(8000))
+    files, writer = BodyFiles(str(tmp_path)), EnumerateWriter()
+    fws = [EnumFramework("m", tasks)]
+    peaks = []
+    for _ in range(2):
+        tracemalloc.start()
+        ref = files.write("enumerate", writer.pieces(fws))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        writer.wrote(open_body(ref))
+    assert ref.size > 8_000_000
+    assert bytes(open_body(ref)) == EnumerateWriter().write(fws)
+    # holding the body would take its size at least; what is allocated is the
+    # file's 1 MiB buffer and the tasks' spans (the second body copies the
+    # pieces from the first's file)
+    assert peaks[0] < ref.size / 2 and peaks[1] < ref.size / 2, (peaks, ref.size)
 
 
 def test_a_refresh_clears_the_idle_gate_while_it_runs(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ deep), so each piece is a format string with the indentation of its depth.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from mesosdns.gojson import marshal_indent
@@ -114,24 +114,26 @@ class EnumerateWriter:
         self._next: dict[EnumTask, tuple[int, int]] = {}
 
     def pieces(self, frameworks: Iterable[EnumFramework],
-               checkpoint: Callable[[], object] = _go_on) -> list[bytes | memoryview]:
-        """The next body, in pieces (some of them views of the last body); it
-        becomes the last one with `wrote`. ``checkpoint`` is called every
-        `CHECK_EVERY` tasks (it may wait: the writer runs in a thread)."""
-        spans, new_spans = self._spans, {}
-        out: list[bytes | memoryview] = []
+               checkpoint: Callable[[], object] = _go_on) -> Iterator[bytes | memoryview]:
+        """The next body, piece by piece as they are made (some of them views
+        of the last body), so that a caller writing them out never holds the
+        whole body; once they are all taken, it becomes the last one with
+        `wrote`. ``checkpoint`` is called every `CHECK_EVERY` tasks (it may
+        wait: the writer runs in a thread)."""
+        spans: dict[EnumTask, tuple[int, int]] = self._spans
+        new_spans: dict[EnumTask, tuple[int, int]] = {}
         pos = 0
         last = memoryview(self._last)
         for f in frameworks:
             head = f"{_ind(2)}{{{_ind(3)}\"tasks\": ".encode()
-            head = (b"," if out else b'{\n  "frameworks": [') + head
+            head = (b"," if pos else b'{\n  "frameworks": [') + head
             if f.tasks:
                 head += b"["
-                out.append(head)
+                yield head
                 pos += len(head)
                 for i, t in enumerate(f.tasks):
                     if i:
-                        out.append(b",")
+                        yield b","
                         pos += 1
                         if not i % CHECK_EVERY:
                             checkpoint()
@@ -139,21 +141,20 @@ class EnumerateWriter:
                     piece = last[span[0]:span[1]] if span is not None else _task(t)
                     end = pos + len(piece)
                     new_spans[t] = (pos, end)
-                    out.append(piece)
+                    yield piece
                     pos = end
                 tail = f"{_ind(3)}],{_ind(3)}\"name\": {quote(f.name)}{_ind(2)}}}".encode()
             else:
-                out.append(head)
+                yield head
                 pos += len(head)
                 tail = f"[],{_ind(3)}\"name\": {quote(f.name)}{_ind(2)}}}".encode()
-            out.append(tail)
+            yield tail
             pos += len(tail)
-        if out:
-            out.append(b"\n  ]\n }")
+        if pos:
+            yield b"\n  ]\n }"
         else:  # likewise: no framework at all is null
-            out.append(b'{\n  "frameworks": null\n }')
+            yield b'{\n  "frameworks": null\n }'
         self._next = new_spans
-        return out
 
     def wrote(self, body: bytes | memoryview) -> None:
         """``body`` holds what `pieces` returned last (joined, or read back
@@ -170,49 +171,46 @@ def enumerate_json(rs: RecordSet) -> bytes:
     return EnumerateWriter().write(rs.frameworks)
 
 
-def _values(m: Mapping[str, Sequence[str]], checkpoint: Callable[[], object]) -> list[bytes]:
+def _values(m: Mapping[str, Sequence[str]], checkpoint: Callable[[], object]
+            ) -> Iterator[bytes]:
     """A Go map of string lists, keys sorted: its members at depth 3 (in
     "Records"), each but the first after its comma."""
-    out: list[bytes] = []
     plain, q = _PLAIN.fullmatch, quote
     head, sep, tail = _ind(3) + '"{}": [' + _ind(4) + '"', '",' + _ind(4) + '"', '"' + _ind(3) + "]"
     for i, k in enumerate(sorted(m)):
         if i and not i % CHECK_EVERY:
             checkpoint()
         vals = m[k]
-        comma = "," if out else ""
+        comma = "," if i else ""
         if not vals:
-            out.append(f"{comma}{_ind(3)}{q(k)}: []".encode())
+            yield f"{comma}{_ind(3)}{q(k)}: []".encode()
         elif plain(k + "".join(vals)):  # the common case: nothing to escape
-            out.append(f"{comma}{head.format(k)}{sep.join(vals)}{tail}".encode())
+            yield f"{comma}{head.format(k)}{sep.join(vals)}{tail}".encode()
         else:
             items = ",".join([f"{_ind(4)}{q(v)}" for v in vals])
-            out.append(f"{comma}{_ind(3)}{q(k)}: [{items}{_ind(3)}]".encode())
-    return out
+            yield f"{comma}{_ind(3)}{q(k)}: [{items}{_ind(3)}]".encode()
 
 
 def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig,
-                checkpoint: Callable[[], object] = _go_on) -> list[bytes]:
-    """``/v1/axfr``, in pieces (``checkpoint``: as for the enumeration)."""
+                checkpoint: Callable[[], object] = _go_on) -> Iterator[bytes]:
+    """``/v1/axfr``, piece by piece (``checkpoint``: as for the enumeration)."""
     q = quote
-    out = [
+    yield (
         f'{{\n  "TTL": {config.ttl},\n  "Serial": {serial},\n  "RefreshSeconds": '
         f'{config.refresh_seconds},\n  "Mname": {q(config.soa_mname)},\n  "Rname": '
         f'{q(config.soa_rname)},\n  "Domain": {q(config.domain)},\n  "Records": {{'.encode()
-    ]
+    )
     srv: Mapping[str, Sequence[str]] = {
         k: [f"{host}:{port}" for host, port in v] for k, v in rs.srv.items()}
     for i, (key, m) in enumerate((("As", rs.a), ("AAAAs", rs.aaaa), ("SRVs", srv))):
-        out.append(f'{"," if i else ""}{_ind(2)}"{key}": '.encode())
-        pieces = _values(m, checkpoint)
-        if pieces:
-            out.append(b"{")
-            out += pieces
-            out.append(_ind(2).encode() + b"}")
+        comma = "," if i else ""
+        if m:
+            yield f'{comma}{_ind(2)}"{key}": {{'.encode()
+            yield from _values(m, checkpoint)
+            yield _ind(2).encode() + b"}"
         else:
-            out.append(b"{}")
-    out.append(b"\n  }\n }")
-    return out
+            yield f'{comma}{_ind(2)}"{key}": {{}}'.encode()
+    yield b"\n  }\n }"
 
 
 def axfr_json(rs: RecordSet, serial: int, config: AXFRConfig) -> bytes:
