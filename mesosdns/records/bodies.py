@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
 from typing import Protocol
 
 from mesosdns.gojson import marshal_indent
@@ -65,42 +66,25 @@ _REC = "".join((_ind(6), "{{", _ind(7), '"name": "{}",', _ind(7), '"host": "{}",
                 _ind(7), '"rtype": "{}"', _ind(6), "}}"))
 _TASK_HEAD = "".join((_ind(4), "{{", _ind(5), '"name": "{}",', _ind(5), '"id": "{}",',
                       _ind(5), '"records": '))
-_TASK_TAIL = _ind(4) + "}"  # used as it is, not formatted
+_TASK_TAIL = _ind(4) + "}"
 _RECS_TAIL = _ind(5) + "]"
-# what a task's piece holds of its own when no string in it needs escaping
-_TASK_QUOTES, _REC_QUOTES = _TASK_HEAD.count('"'), _REC.count('"')
-_TASK_LINES = (_TASK_HEAD + _TASK_TAIL).count("\n")
-_REC_LINES = _REC.count("\n")
-_LINES_WITH_RECS = _TASK_LINES + _RECS_TAIL.count("\n")
-# outside the quotes and line breaks: what a plain piece never holds
-_ESCAPED = re.compile("[\\\\\x00-\x09\x0b-\x1f<>&\u2028\u2029\ud800-\udfff]")
+# the same with the quotes left to `quote`, for a task with a string to escape
+_REC_Q, _TASK_HEAD_Q = (x.replace('"{}"', "{}") for x in (_REC, _TASK_HEAD))
 
 
 def _task(t: EnumTask) -> bytes:
-    """One task's piece: written with the strings as they are, then checked
-    (three scans in C) that none of them needed escaping; else again, quoted."""
-    n = len(t.records)
-    head = _TASK_HEAD.format(t.name, t.id)
-    if n:
-        recs = ",".join([_REC.format(r.name, r.host, r.rtype) for r in t.records])
-        piece = f"{head}[{recs}{_RECS_TAIL}{_TASK_TAIL}"
-        quotes, lines = _TASK_QUOTES + n * _REC_QUOTES, _LINES_WITH_RECS + n * _REC_LINES
-    else:  # Go marshals an empty slice it never appended to as null
-        piece = f"{head}null{_TASK_TAIL}"
-        quotes, lines = _TASK_QUOTES, _TASK_LINES
-    if piece.count('"') != quotes or piece.count("\n") != lines or _ESCAPED.search(piece):
-        piece = _quoted_task(t)
-    return piece.encode()
-
-
-def _quoted_task(t: EnumTask) -> str:
-    q = quote
-    head = _TASK_HEAD.replace('"{}"', "{}").format(q(t.name), q(t.id))
-    if not t.records:
-        return f"{head}null{_TASK_TAIL}"
-    rec = _REC.replace('"{}"', "{}")
-    recs = ",".join([rec.format(q(r.name), q(r.host), q(r.rtype)) for r in t.records])
-    return f"{head}[{recs}{_RECS_TAIL}{_TASK_TAIL}"
+    """One task's piece. Its strings are checked at once: in the common case
+    none needs escaping and each goes in between quotes as it is."""
+    recs = t.records
+    if _PLAIN.fullmatch("".join([t.name, t.id, *chain.from_iterable(recs)])):
+        head, rec, q = _TASK_HEAD, _REC, str
+    else:
+        head, rec, q = _TASK_HEAD_Q, _REC_Q, quote
+    first = head.format(q(t.name), q(t.id))
+    if not recs:  # Go marshals an empty slice it never appended to as null
+        return f"{first}null{_TASK_TAIL}".encode()
+    body = ",".join([rec.format(q(r.name), q(r.host), q(r.rtype)) for r in recs])
+    return f"{first}[{body}{_RECS_TAIL}{_TASK_TAIL}".encode()
 
 
 class EnumerateWriter:
