@@ -76,6 +76,7 @@ def _task(t: EnumTask) -> bytes:
     """One task's piece. Its strings are checked at once: in the common case
     none needs escaping and each goes in between quotes as it is."""
     recs = t.records
+    q: Callable[[str], str]
     if _PLAIN.fullmatch("".join([t.name, t.id, *chain.from_iterable(recs)])):
         head, rec, q = _TASK_HEAD, _REC, str
     else:
