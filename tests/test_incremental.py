@@ -309,6 +309,30 @@ def check_records(gen: IncrementalGenerator, ref: Reference) -> None:
     assert gen.state() == ref.state()
 
 
+def as_values(rs: RecordSet) -> tuple[dict[str, tuple[Any, ...]], ...]:
+    """A record set's maps, values in their order."""
+    return tuple({n: tuple(v) for n, v in getattr(rs, k).items()} for k in ("a", "aaaa", "srv"))
+
+
+class Snapshots:
+    """Snapshots taken along a run of changes, each with what it showed when
+    it was taken: it must equal the live records then, and never change."""
+
+    def __init__(self) -> None:
+        self.taken: list[tuple[RecordSet, tuple[Any, ...], tuple[Any, ...]]] = []
+
+    def take(self, gen: IncrementalGenerator) -> None:
+        snap = gen.snapshot()
+        live = gen.record_set()
+        assert as_values(snap) == as_values(live)
+        self.taken.append((snap, as_values(live), tuple(live.frameworks)))
+
+    def check(self) -> None:
+        for snap, values, frameworks in self.taken:
+            assert as_values(snap) == values
+            assert tuple(snap.frameworks) == frameworks  # its enumeration: of its time
+
+
 # -- the answer table -----------------------------------------------------------
 
 
@@ -351,7 +375,7 @@ def _text(wname: bytes) -> str:
 def check_table(
     live: LiveAnswers, gen: IncrementalGenerator, settings: DNSSettings = SETTINGS
 ) -> None:
-    fresh = compile_answers(gen.frozen_record_set(), settings, live.serial)
+    fresh = compile_answers(gen.snapshot(), settings, live.serial)
     table = live.table
     assert set(table.entries) == set(fresh.entries)
     # the hot view holds only names asked since their last change, each
@@ -397,15 +421,21 @@ def test_changes_match_the_batch_generator(
     # SRV names of more than 2 targets are deferred: exercised too
     live = LiveAnswers(gen.record_set(), SETTINGS, 1, random.Random(0), defer_targets=2)
     check_table(live, gen)
+    snaps = Snapshots()
     for serial, change in enumerate(later, start=2):
         ref.apply(change)
         apply(gen, change)
         check_records(gen, ref)
+        if serial % 2:  # with changes not taken yet, and right after
+            snaps.take(gen)
         live.update(gen.take_changes())
         live.set_serial(serial)
+        if serial % 4 == 0:
+            snaps.take(gen)
         if serial % 3 == 0 or serial == len(later) + 1:
             live.compile_pending()
             check_table(live, gen)
+    snaps.check()
 
 
 OMIT = replace(PARAMS, omit_unhealthy=True)
@@ -425,6 +455,7 @@ def test_changes_match_the_batch_generator_with_omit_unhealthy(
     gen = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
     check_records(gen, ref)
     live = LiveAnswers(gen.record_set(), SETTINGS, 1, random.Random(0), defer_targets=2)
+    snaps = Snapshots()
     for serial, change in enumerate(later, start=2):
         ref.apply(change)
         apply(gen, change)
@@ -432,9 +463,12 @@ def test_changes_match_the_batch_generator_with_omit_unhealthy(
         batch = _Generation(ref.state(), ref.params)
         batch.run()
         assert gen.omitted == batch.omitted
+        if serial % 2:
+            snaps.take(gen)
         live.update(gen.take_changes())
         live.set_serial(serial)
     live.compile_pending()
+    snaps.check()
     check_table(live, gen)
 
 
@@ -582,7 +616,7 @@ def test_live_record_set_and_lazy_enumeration_follow_changes() -> None:
     snap = gen.record_set()
     assert [t.id for f in snap.frameworks for t in f.tasks] == ["t1"]
     assert len(snap.frameworks) == 1 and snap.frameworks[0].name == "marathon"
-    frozen = gen.frozen_record_set()
+    frozen = gen.snapshot()
     gen.remove_task("fw-1", "t1")
     assert frozen.a["web.marathon.mesos."] == ("10.0.3.1",)
     assert rs.a.get("web.marathon.mesos.") is None

@@ -97,7 +97,7 @@ class Engine:
         zones = None
         if compilers.zones is not None:
             zones = compilers.zones(
-                gen.frozen_record_set(with_enumeration=False), serial, state, params
+                gen.snapshot(), serial, state, params
             )
         return gen, live, zones
 
@@ -211,7 +211,7 @@ class Engine:
     def records(self) -> RecordSet | None:
         """A copy of the current records (with the enumeration), for the
         HTTP bodies."""
-        return None if self.gen is None else self.gen.frozen_record_set()
+        return None if self.gen is None else self.gen.snapshot()
 
 
 def _marks(names: set[bytes], slow: set[bytes]) -> dict[bytes, int]:

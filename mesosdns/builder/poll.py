@@ -214,7 +214,7 @@ class Poller:
             # operator zones' templates and PTR records read the whole state
             gen = engine.gen
             assert gen is not None
-            rs = gen.frozen_record_set(with_enumeration=False)
+            rs = gen.snapshot()
             zones = await asyncio.to_thread(compilers.zones, rs, engine.serial, state, params)
             self.sink(engine.set_opzones(zones))
         return what

@@ -585,7 +585,7 @@ class StreamPoller(Poller):
                 gen = self.gen
                 if gen is None:
                     continue
-                rs = gen.frozen_record_set(with_enumeration=False)
+                rs = gen.snapshot()
                 state, params, serial = gen.state(), gen.params, self.engine.serial
                 self._zones_dirty = False
             try:

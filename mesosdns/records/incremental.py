@@ -43,7 +43,7 @@ Pure and single-threaded: call it from one thread (the event loop) only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
 from typing import TypeVar, overload
@@ -126,6 +126,11 @@ class IncrementalGenerator:
         self._srv_targets: dict[str, dict[str, int]] = {}  # target -> SRV names
         self._changed: set[str] = set()
         self._changed_addr: set[str] = set()
+        # the last `snapshot`'s maps, and the names changed since (taken from
+        # `take_changes`; the changes not taken yet are in `_changed`)
+        self._snap: tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]],
+                          dict[str, tuple[SRVTarget, ...]]] | None = None
+        self._snap_dirty: set[str] = set()
         # omit_unhealthy: the unhealthy tasks' own names; per name, how many
         # records healthy or unchecked tasks give there, and the unhealthy
         # tasks' records there by task; per unhealthy task, how many of the
@@ -285,6 +290,8 @@ class IncrementalGenerator:
         whose targets' addresses changed."""
         changed, self._changed = self._changed, set()
         addr, self._changed_addr = self._changed_addr, set()
+        if self._snap is not None:
+            self._snap_dirty |= changed
         targets = self._srv_targets
         for name in addr:
             deps = targets.get(name)
@@ -302,19 +309,49 @@ class IncrementalGenerator:
             a=CountedView(self.a),
             aaaa=CountedView(self.aaaa),
             srv=CountedView(self.srv),
-            frameworks=LazyEnumeration(self),
+            frameworks=LazyEnumeration(self.enumeration),
             skipped=self.skipped,
         )
 
-    def frozen_record_set(self, *, with_enumeration: bool = True) -> RecordSet:
-        """A copy of the current records that later changes leave alone
-        (without the enumeration unless ``with_enumeration``)."""
+    def snapshot(self) -> RecordSet:
+        """A copy of the current records that later changes leave alone, made
+        in time proportional to the names changed since the last snapshot
+        rather than to all of them: the last one's maps are copied whole (a
+        C-speed copy of references) and only the changed names are read
+        again. Its enumeration is worked out on first use, from copies of
+        what it depends on, so that the snapshot may be read in another
+        thread while this generator goes on changing."""
+        snap = self._snap
+        if snap is None:
+            a = {k: tuple(v) for k, v in self.a.items()}
+            aaaa = {k: tuple(v) for k, v in self.aaaa.items()}
+            srv = {k: tuple(t) for k, t in self.srv.items()}
+        else:  # copies: a map handed out never changes
+            a, aaaa, srv = dict(snap[0]), dict(snap[1]), dict(snap[2])
+            for name in self._snap_dirty | self._changed:
+                for values, out in ((self.a, a), (self.aaaa, aaaa)):
+                    vals = values.get(name)
+                    if vals is None:
+                        out.pop(name, None)
+                    else:
+                        out[name] = tuple(vals)
+                targets = self.srv.get(name)
+                if targets is None:
+                    srv.pop(name, None)
+                else:
+                    srv[name] = tuple(targets)
+        self._snap, self._snap_dirty = (a, aaaa, srv), set()
+        sources = (
+            dict(self._contrib), dict(self.frameworks),
+            {fid: dict(tasks) for fid, tasks in self.tasks.items()},
+            dict.fromkeys(self.agent_ips), dict(self._gates), dict.fromkeys(self._support),
+        )
         return RecordSet(
             domain=self.params.domain,
-            a=MappingProxyType({k: tuple(v) for k, v in self.a.items()}),
-            aaaa=MappingProxyType({k: tuple(v) for k, v in self.aaaa.items()}),
-            srv=MappingProxyType({k: tuple(v) for k, v in self.srv.items()}),
-            frameworks=self.enumeration() if with_enumeration else (),
+            a=MappingProxyType(a),
+            aaaa=MappingProxyType(aaaa),
+            srv=MappingProxyType(srv),
+            frameworks=LazyEnumeration(lambda: _enumeration(*sources)),
             skipped=self.skipped,
         )
 
@@ -345,29 +382,8 @@ class IncrementalGenerator:
         """``RecordSet.frameworks`` as the batch generator builds it: per
         framework and task in state order, each task listing the records it
         was the first to add."""
-        seen: set[EnumRecord] = set()
-        for key, records in self._contrib.items():
-            if key[0] != "t":
-                seen.update(records)
-        out: list[EnumFramework] = []
-        empty: dict[str, Task] = {}
-        for fid, fw in self.frameworks.items():
-            tasks: list[EnumTask] = []
-            for tid, task in self.tasks.get(fid, empty).items():
-                if task.state != RUNNING or task.agent_id not in self.agent_ips:
-                    continue
-                fresh = []
-                key = ("t", fid, tid)
-                gate = self._gates.get(key)
-                for rec in self._contrib.get(key, _EMPTY):
-                    if gate is not None and rec[0] not in gate and rec[0] in self._support:
-                        continue  # withheld: an unhealthy task's shared name
-                    if rec not in seen:
-                        seen.add(rec)
-                        fresh.append(rec)
-                tasks.append(EnumTask(task.name, task.id, tuple(fresh)))
-            out.append(EnumFramework(fw.name, tuple(tasks)))
-        return tuple(out)
+        return _enumeration(self._contrib, self.frameworks, self.tasks, self.agent_ips,
+                            self._gates, self._support)
 
     @property
     def omitted(self) -> int:
@@ -635,6 +651,42 @@ class IncrementalGenerator:
             _count_down(self._srv_targets, target.host, name)
 
 
+def _enumeration(
+    contrib: Mapping[Key, tuple[EnumRecord, ...]],
+    frameworks: Mapping[str, Framework],
+    tasks: Mapping[str, Mapping[str, Task]],
+    agents: Mapping[str, object],
+    gates: Mapping[Key, frozenset[str]],
+    support: Mapping[str, object],
+) -> tuple[EnumFramework, ...]:
+    """`IncrementalGenerator.enumeration` of the generator's parts given
+    (``agents``: the agents with addresses; ``support``: the names a healthy
+    or unchecked task gives, with omit_unhealthy)."""
+    seen: set[EnumRecord] = set()
+    for key, records in contrib.items():
+        if key[0] != "t":
+            seen.update(records)
+    out: list[EnumFramework] = []
+    empty: dict[str, Task] = {}
+    for fid, fw in frameworks.items():
+        enum_tasks: list[EnumTask] = []
+        for tid, task in tasks.get(fid, empty).items():
+            if task.state != RUNNING or task.agent_id not in agents:
+                continue
+            fresh = []
+            key = ("t", fid, tid)
+            gate = gates.get(key)
+            for rec in contrib.get(key, _EMPTY):
+                if gate is not None and rec[0] not in gate and rec[0] in support:
+                    continue  # withheld: an unhealthy task's shared name
+                if rec not in seen:
+                    seen.add(rec)
+                    fresh.append(rec)
+            enum_tasks.append(EnumTask(task.name, task.id, tuple(fresh)))
+        out.append(EnumFramework(fw.name, tuple(enum_tasks)))
+    return tuple(out)
+
+
 K = TypeVar("K")
 
 
@@ -725,18 +777,18 @@ class CountedView(Mapping[str, tuple[V, ...]]):
 
 
 class LazyEnumeration(Sequence[EnumFramework]):
-    """``RecordSet.frameworks`` built on first use (``/v1/enumerate``) from
-    the generator as it is then."""
+    """``RecordSet.frameworks`` built on first use (``/v1/enumerate``), by
+    ``make``: from the generator as it is then, or from a snapshot's copies."""
 
-    __slots__ = ("_gen", "_items")
+    __slots__ = ("_items", "_make")
 
-    def __init__(self, gen: IncrementalGenerator) -> None:
-        self._gen = gen
+    def __init__(self, make: Callable[[], tuple[EnumFramework, ...]]) -> None:
+        self._make = make
         self._items: tuple[EnumFramework, ...] | None = None
 
     def _get(self) -> tuple[EnumFramework, ...]:
         if self._items is None:
-            self._items = self._gen.enumeration()
+            self._items = self._make()
         return self._items
 
     @overload
