@@ -13,6 +13,7 @@ from test_stream import cluster, task
 from mesosdns.builder.engine import Compilers, Engine
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.records.generator import GeneratorParams
+from mesosdns.records.model import SRVTarget
 from mesosdns.state.model import State, parse_state
 from mesosdns.store import update as update_module
 from mesosdns.store.channel import Follower, Publisher, _Frames
@@ -73,6 +74,50 @@ def test_a_large_change_is_applied_only_at_its_commit(monkeypatch: pytest.Monkey
         hot = replica.table.hot
         assert hot.fill(key, mine) == (hot.flags[bool(e.trunc)], 0, *e.tails())
     assert any(key in before for key in change.entries)  # some asked name changed
+
+
+@pytest.mark.parametrize("part_items", [16, 100_000])
+def test_srv_values_and_glue_arrive_as_the_builder_holds_them(
+    monkeypatch: pytest.MonkeyPatch, part_items: int
+) -> None:
+    """SRV values travel as plain tuples (cheaper to encode) and arrive as
+    SRVTargets again, in a full update whole or in parts and in a change;
+    the entries' glue gives the same additional sections."""
+    monkeypatch.setattr(update_module, "PART_ITEMS", part_items)
+    compilers = Compilers(DNSSettings())
+    params = GeneratorParams()
+    engine = Engine()
+    replica = Replica()
+
+    def check() -> None:
+        assert engine.gen is not None and engine.live is not None
+        held = engine.gen.record_set().srv
+        got = replica.records.srv if replica.records is not None else {}
+        assert set(got) == set(held) and held
+        for name, values in got.items():
+            assert values == held[name], name
+            assert all(type(t) is SRVTarget for t in values), name
+            assert [str(t) for t in values] == [f"{t.host}:{t.port}" for t in held[name]]
+        assert replica.table is not None
+        for key, e in engine.live.table.entries.items():
+            mine = replica.table.entries[key]
+            for v in range(len(e.starts) if e.glue is not None else 0):
+                assert mine.additional(v) == e.additional(v), key
+
+    built = engine.build(_state(30, "10.1"), params, compilers, engine.next_serial())
+    for f in frames(engine.install(built, compilers, "test")):
+        replica.feed(f[4:])
+    check()
+    if part_items > 1000:  # one frame: a target given by several names is one object
+        assert replica.records is not None
+        targets = [t for values in replica.records.srv.values() for t in values]
+        assert len({id(t) for t in targets}) == len(set(targets)) < len(targets)
+    engine.apply_state(_state(33, "10.2"), params)
+    change = engine.flush("test", defer=False)
+    assert change is not None and change.srv
+    for f in frames(change):
+        replica.feed(f[4:])
+    check()
 
 
 def test_publisher_frames_go_once_every_reader_has_them(

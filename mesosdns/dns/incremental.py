@@ -411,7 +411,7 @@ class _LiveCompiler(_Compiler):
         """Targets known from an entry about to be replaced (unless stale)."""
         targets, stale = self.targets, self.stale
         for g in glue:
-            host = g.host
+            host = g[0]
             if host not in targets and host not in stale:
                 targets[host] = g
 

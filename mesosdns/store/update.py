@@ -22,10 +22,11 @@ import copyreg
 import operator
 import pickle
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from mesosdns.dns.answers import Entry, TableInfo
 from mesosdns.dns.opzones import CompiledZones
@@ -88,7 +89,9 @@ class Update:
     def __reduce__(self) -> tuple[Any, ...]:
         # the fields in order: a dataclass's own pickling looks them up by
         # name and sets them one by one, most of a small update's cost
-        return Update, _field_values(self)
+        values = list(_field_values(self))
+        values[_SRV] = _plain_srv(self.srv)
+        return _update, tuple(values)
 
     def size(self) -> int:
         """Items carried (names, entries and marks)."""
@@ -100,6 +103,36 @@ class Update:
 
 # an update's field values, in the order Update() takes them
 _field_values = operator.attrgetter(*(f.name for f in fields(Update)))
+_SRV = [f.name for f in fields(Update)].index("srv")
+
+# SRV values travel as plain tuples: pickle encodes and decodes those in C,
+# a named tuple through Python (per 1,000 targets, about 1 ms against 0.1)
+_srv_target = partial(tuple.__new__, SRVTarget)
+_plain = cast(Callable[[SRVTarget], tuple[str, int]], tuple)
+
+
+def _plain_srv(srv: Mapping[str, tuple[SRVTarget, ...] | None]
+               ) -> dict[str, tuple[tuple[str, int], ...] | None]:
+    return {n: None if v is None else tuple(map(_plain, v)) for n, v in srv.items()}
+
+
+def _typed_srv(srv: Mapping[str, tuple[tuple[str, int], ...] | None]
+               ) -> dict[str, tuple[SRVTarget, ...] | None]:
+    """The SRVTargets again, each target one object however many names give
+    it (as the builder holds them, and as pickle's memo kept them)."""
+    seen: dict[tuple[str, int], SRVTarget] = {}
+    share = seen.setdefault
+    return {
+        n: None if v is None else tuple(map(share, v, map(_srv_target, v)))
+        for n, v in srv.items()
+    }
+
+
+def _update(*values: Any) -> Update:
+    """An update as `Update.__reduce__` gave its fields."""
+    u = Update(*values)
+    u.srv = _typed_srv(u.srv)
+    return u
 
 
 def _mapping_proxy(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -132,7 +165,7 @@ def frames(update: Update) -> Iterator[bytes]:
     yield _frame(("begin", head))
     for name in _PARTED:
         for chunk in _chunks(getattr(update, name)):
-            yield _frame(("part", name, chunk))
+            yield _frame(("part", name, _plain_srv(chunk) if name == "srv" else chunk))
     for i, marks in enumerate(update.marks):
         for chunk in _chunks(marks):
             yield _frame(("marks", i, chunk))
@@ -167,6 +200,11 @@ def read(body: bytes) -> tuple[Any, ...]:
         raise ValueError(f"not a frame: {exc!r}") from None
     if not isinstance(msg, tuple) or not msg:
         raise ValueError("not a frame")
+    if msg[0] == "part" and len(msg) == 3 and msg[1] == "srv":
+        try:
+            return ("part", "srv", _typed_srv(msg[2]))
+        except (TypeError, AttributeError):
+            raise ValueError("not a frame: malformed SRV values") from None
     return msg
 
 
