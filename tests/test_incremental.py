@@ -472,6 +472,14 @@ def test_changes_match_the_batch_generator_with_omit_unhealthy(
     check_table(live, gen)
 
 
+def same_counts(built: IncrementalGenerator, gen: IncrementalGenerator) -> None:
+    """The same contributors per value and SRV target index: the changes
+    that follow a first build take values away right."""
+    assert (built.a, built.aaaa, built.srv) == (gen.a, gen.aaaa, gen.srv)
+    assert built._srv_targets == gen._srv_targets
+    assert dict(built._contrib) == dict(gen._contrib)
+
+
 @settings(max_examples=60, deadline=None)
 @given(initial=st.lists(changes, max_size=12))
 def test_from_state_equals_replaying_the_changes(initial: list[tuple[Any, ...]]) -> None:
@@ -484,6 +492,7 @@ def test_from_state_equals_replaying_the_changes(initial: list[tuple[Any, ...]])
     built = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
     assert as_sets(built.record_set()) == as_sets(gen.record_set())
     assert built.enumeration() == gen.enumeration()
+    same_counts(built, gen)
 
 
 @settings(max_examples=60, deadline=None)
@@ -499,6 +508,7 @@ def test_from_state_equals_replaying_the_changes_with_omit_unhealthy(
     built = IncrementalGenerator.from_state(ref.state(), ref.params, ref.orphans())
     assert as_sets(built.record_set()) == as_sets(gen.record_set())
     assert built.enumeration() == gen.enumeration()
+    same_counts(built, gen)
     assert built.omitted == gen.omitted
 
 
@@ -604,6 +614,25 @@ def test_tasks_wait_for_their_framework(orphan_first: bool) -> None:
 
 def replace_name(fw: Framework, name: str) -> Framework:
     return msgspec.structs.replace(fw, name=name)
+
+
+def test_a_first_build_counts_what_tasks_share() -> None:
+    """Two tasks on one agent give the same slave-name address: built from
+    a state, the value counts both, so that losing one task keeps it and
+    losing both removes it, with the SRV names and their target index."""
+    gen = base_generator()
+    gen.put_task(running("t1", AGENT1, "10.0.3.1"))
+    gen.put_task(running("t2", AGENT1, "10.0.3.2"))
+    built = IncrementalGenerator.from_state(gen.state(), gen.params)
+    same_counts(built, gen)
+    assert built.a["web.marathon.slave.mesos."] == {"10.0.1.1": 2}
+    built.remove_task("fw-1", "t1")
+    assert built.record_set().a["web.marathon.slave.mesos."] == ("10.0.1.1",)
+    built.remove_task("fw-1", "t2")
+    rs = built.record_set()
+    assert "web.marathon.slave.mesos." not in rs.a
+    assert not any("web" in name for name in rs.srv)
+    assert not any("web" in host for host in built._srv_targets)
 
 
 def test_live_record_set_and_lazy_enumeration_follow_changes() -> None:

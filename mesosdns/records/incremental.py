@@ -43,8 +43,10 @@ Pure and single-threaded: call it from one thread (the event loop) only.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from itertools import chain
 from types import MappingProxyType
 from typing import TypeVar, overload
 
@@ -158,11 +160,18 @@ class IncrementalGenerator:
                 gen._set(("f", fw.id, ""), gen._framework_records(fw))
             for agent in state.agents:
                 gen._store_agent(agent)
+            # the tasks' records are counted together at the end, in C (as
+            # replaying them one by one would), but for omit_unhealthy's roles
+            store = gen._store_task if params.omit_unhealthy else gen._store_uncounted
             for fw in state.frameworks:
                 for task in fw.tasks:
-                    gen._store_task(task, fw.id)
+                    store(task, fw.id)
             for task in orphans:
-                gen._store_task(task, task.framework_id)
+                store(task, task.framework_id)
+            if not params.omit_unhealthy:
+                contrib = gen._contrib
+                gen._count_many(chain.from_iterable(
+                    recs for key, recs in contrib.items() if key[0] == "t"))
             gen._update_masters()
             gen._changed.clear()
             gen._changed_addr.clear()
@@ -429,6 +438,47 @@ class IncrementalGenerator:
         tasks[task.id] = task
         self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
         self._set_task(("t", fid, task.id), *self._task_records(fid, task))
+
+    def _store_uncounted(self, task: Task, fid: str) -> None:
+        """`_store_task` for a first build: the records are kept, and
+        counted later (`_count_many`)."""
+        tasks = self.tasks.setdefault(fid, {})
+        old = tasks.get(task.id)
+        if old is not None and old.agent_id != task.agent_id:
+            self._unindex(old, fid)
+        tasks[task.id] = task
+        self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
+        records = self._task_records(fid, task)[0]
+        key = ("t", fid, task.id)
+        if records:
+            self._contrib[key] = records
+        else:
+            self._contrib.pop(key, None)
+
+    def _count_many(self, records: Iterable[EnumRecord]) -> None:
+        """`_inc` of each of ``records``, the equal ones at once. (The names
+        are not noted as changed: for a first build only.)"""
+        maps, srv, targets = self._maps, self.srv, self._srv_targets
+        for rec, n in Counter(records).items():
+            name, value, kind = rec
+            if kind != "SRV":
+                counts = maps[kind]
+                values = counts.get(name)
+                if values is None:
+                    counts[name] = {value: n}
+                else:
+                    values[value] = values.get(value, 0) + n
+                continue
+            target = _target(value)
+            by_target = srv.get(name)
+            if by_target is None:
+                srv[name] = {target: n}
+            elif target in by_target:
+                by_target[target] += n
+                continue
+            else:
+                by_target[target] = n
+            _count_up(targets, target.host, name)
 
     def _unindex(self, task: Task, fid: str) -> None:
         on_agent = self._agent_tasks.get(task.agent_id)
