@@ -106,6 +106,12 @@ def test_plain_key_wire(name: str, expect: bytes | None) -> None:
     assert wire.plain_key_wire(name) == expect
 
 
+def test_plain_key_wire_takes_names_of_up_to_255_octets() -> None:
+    longest = ".".join(["x" * 63] * 3 + ["y" * 61]) + "."
+    assert len(wire.plain_key_wire(longest) or b"") == 255
+    assert wire.plain_key_wire("y" + longest) is None
+
+
 def test_in_zone() -> None:
     mesos = b"\x05mesos\x00"
     assert wire.in_zone(b"\x05mesos\x00", mesos)
