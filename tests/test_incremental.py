@@ -758,6 +758,32 @@ def test_a_deferred_srv_name_gets_the_new_address_of_a_target_that_changed_meanw
     check_glue(live.table, rs)  # web-1's additional record is 10.0.9.9
 
 
+def test_a_recompiled_srv_name_reuses_what_its_old_entry_had() -> None:
+    """An SRV name that gains a target takes the other targets' glue from
+    the entry it replaces (not built again); a target whose host changed
+    address gets new glue."""
+    from mesosdns.records.model import SRVTarget
+
+    srv_name = "_web._tcp.marathon.mesos."
+    hosts = [f"web-{i}.marathon.mesos." for i in range(4)]
+    a = {h: (f"10.0.3.{i + 1}",) for i, h in enumerate(hosts)}
+    srv = {srv_name: tuple(SRVTarget(h, 80 + i) for i, h in enumerate(hosts[:3]))}
+    live = LiveAnswers(RecordSet("mesos", a=a, srv=srv), SETTINGS, 1, random.Random(0))
+    key = HOT_PREFIX + wire.plain_key_wire(srv_name) + struct.pack(">HH", 33, 1)
+    old = live.table.entries[key]
+    assert old.glue is not None
+    srv[srv_name] = (*srv[srv_name], SRVTarget(hosts[3], 83))
+    live.update([srv_name, hosts[3]])
+    new = live.table.entries[key]
+    assert new.glue is not None and len(new.rrs) == 4
+    before = dict(zip(old.rrs, old.glue, strict=True))
+    kept = [(rr, g) for rr, g in zip(new.rrs, new.glue, strict=True) if rr in before]
+    assert len(kept) == 3 and all(g is before[rr] for rr, g in kept)
+    a[hosts[1]] = ("10.0.9.9",)
+    live.update([hosts[1], srv_name])
+    check_glue(live.table, RecordSet("mesos", a=a, srv=srv))
+
+
 def test_with_rrl_each_hot_key_keeps_a_slot_of_its_own() -> None:
     """The rate limiter's counters are indexed by the hot view's slots: each
     key holds a distinct one, a recompiled key keeps it (asked again after its
