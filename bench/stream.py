@@ -42,7 +42,6 @@ import platform
 import random
 import resource
 import shlex
-import socket
 import statistics
 import struct
 import subprocess
@@ -58,9 +57,10 @@ sys.path[:0] = [str(ROOT), str(BENCH), str(ROOT / "tests")]
 
 import generate as gen_bench  # noqa: E402  (bench/generate.py: state files, params)
 import orjson  # noqa: E402
+from ports import free_port  # noqa: E402  (tests/ports.py)
+from refresh import tree_cpu  # noqa: E402  (the server's processes, children included)
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib() -> float:
@@ -433,18 +433,6 @@ class _Probe(asyncio.DatagramProtocol):
             fut.set_result(data)
 
 
-def _server_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def latency_run(
     tasks: int, agents: int, events: int, seed: int, out_dir: Path, gap: float
 ) -> dict[str, Any]:
@@ -458,7 +446,7 @@ async def latency_run(
     fname = domain_frag(fw["name"], rfc1123)
     master = FakeMaster(doc)
     await master.start()
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         config.write_text(
@@ -520,7 +508,7 @@ async def latency_run(
             await asyncio.sleep(0.5)
             latencies: list[float] = []
             probes = 0
-            cpu0 = _server_cpu(proc.pid)
+            cpu0 = tree_cpu(proc.pid)
             for i in range(events):
                 name = f"bench{i}"
                 tid = f"{name}.{i}"
@@ -549,7 +537,7 @@ async def latency_run(
                     if time.monotonic() - sent > 10:
                         raise SystemExit(f"{qname} never answered")
                 await asyncio.sleep(gap)
-            cpu1 = _server_cpu(proc.pid)
+            cpu1 = tree_cpu(proc.pid)
         finally:
             transport.close()
             proc.terminate()
@@ -587,7 +575,8 @@ def latency_part(
     lines += [
         "",
         "ready: from the server's start to its first answer (SUBSCRIBED decoded, built, compiled)",
-        "server CPU/event: the server process's CPU over the run / events (TASK_ADDED and "
+        "server CPU/event: the CPU of the server's processes (supervisor, builder, worker) over"
+        " the run / events (TASK_ADDED and "
         "TASK_UPDATED), DNS probes included",
         "the original: up to refreshSeconds (60 s by default) plus one poll",
     ]
