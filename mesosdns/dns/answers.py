@@ -628,18 +628,20 @@ class _Compiler:
         not be formatted. A target's record is built once per compiler."""
         failed = False
         records: dict[bytes, _Glue] = {}
-        cache = self.srv_rrs
+        cache, known = self.srv_rrs, self.targets
         for target in targets:
-            g = self._target(target.host)
+            host, port = target
+            g = known.get(host)  # (`_target` inlined for the hosts it has done)
             if g is None:
-                failed = True
-                continue
-            _, twire, _, srv_prefix, _, _, bad = g
-            failed |= bad
+                g = self._target(host)
+                if g is None:
+                    failed = True
+                    continue
             rr = cache.get(target)
-            if rr is None:
-                rr = cache[target] = srv_prefix + _PORT(target.port & 0xFFFF) + twire
+            if rr is None:  # the SRV record up to the port, the port, the target
+                rr = cache[target] = g[3] + _PORT(port & 0xFFFF) + g[1]
             records[rr] = g
+            failed |= g[6]  # its first address is not one
         return records, failed
 
     def _srv_shape(self, targets: Sequence[SRVTarget]) -> SRVShape:
