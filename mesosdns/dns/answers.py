@@ -562,6 +562,7 @@ class _Compiler:
         self.srv_head = b"\xc0\x0c\x00\x21\x00\x01" + ttl
         self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
         self.targets: dict[str, _Glue | None] = {}
+        self.shared: dict[bytes, bytes] = {}  # the glue's parts, one object each
         self.srv_rrs: dict[SRVTarget, bytes] = {}  # a target's SRV record
         # The SRV names with the same targets (a task's ports give four:
         # ``_tcp`` / ``_udp``, under the framework and under ``slave``) share
@@ -689,20 +690,30 @@ class _Compiler:
         a_rdata = aaaa_rdata = b""
         a_values = rs.a.get(host, ())
         aaaa_values = rs.aaaa.get(host, ())
+        # equal parts are one object (many targets share an agent's address,
+        # all of one length the SRV record's head): less memory here and in
+        # the servers, and pickle writes a repeated object as a reference
+        shared = self.shared
+        if len(shared) > 200_000:
+            shared.clear()
+        share = shared.setdefault
         if a_values:
             p4 = pack_v4(a_values[0])
             if p4 is None:
                 failed = True
             else:
                 a_rdata = b"\x00\x01\x00\x01" + self.ttl + b"\x00\x04" + p4
+                a_rdata = share(a_rdata, a_rdata)
         if aaaa_values:
             p6 = pack_v6(aaaa_values[0])
             if p6 is None:
                 failed = True
             else:
                 aaaa_rdata = b"\x00\x1c\x00\x01" + self.ttl + b"\x00\x10" + p6
-        rdlen = struct.pack(">H", 6 + len(twire))
-        g = (host, twire, twire.lower(), self.srv_head + rdlen + b"\x00\x00" + self.weight,
+                aaaa_rdata = share(aaaa_rdata, aaaa_rdata)
+        prefix = self.srv_head + struct.pack(">H", 6 + len(twire)) + b"\x00\x00" + self.weight
+        lower = twire.lower()
+        g = (host, twire, twire if lower == twire else lower, share(prefix, prefix),
              a_rdata, aaaa_rdata, failed)
         self.targets[host] = g
         return g
