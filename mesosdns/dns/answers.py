@@ -563,6 +563,8 @@ class _Compiler:
         self.weight = struct.pack(">H", settings.srv_weight & 0xFFFF)
         self.targets: dict[str, _Glue | None] = {}
         self.shared: dict[bytes, bytes] = {}  # the glue's parts, one object each
+        self.a_rrs: dict[str, bytes] = {}  # an address's answer record
+        self.aaaa_rrs: dict[str, bytes] = {}
         self.srv_rrs: dict[SRVTarget, bytes] = {}  # a target's SRV record
         # The SRV names with the same targets (a task's ports give four:
         # ``_tcp`` / ``_udp``, under the framework and under ``slave``) share
@@ -577,17 +579,24 @@ class _Compiler:
     ) -> tuple[Entry | None, bool]:
         """A/AAAA entry; and whether a value could not be formatted."""
         if kind == _KIND_A:
-            head, pack, rrlen = self.a_head, pack_v4, 16
+            head, pack, rrlen, made = self.a_head, pack_v4, 16, self.a_rrs
         else:
-            head, pack, rrlen = self.aaaa_head, pack_v6, 28
+            head, pack, rrlen, made = self.aaaa_head, pack_v6, 28, self.aaaa_rrs
+        if len(made) > 500_000:
+            made.clear()
         rrs: list[bytes] = []
         failed = False
         for value in values:
-            packed = pack(value)
-            if packed is None:
-                failed = True
-            else:
-                rrs.append(head + packed)
+            # an address's record is made once per compiler: one object for
+            # all the names with that address, here and in the servers
+            rr = made.get(value)
+            if rr is None:
+                packed = pack(value)
+                if packed is None:
+                    failed = True
+                    continue
+                rr = made[value] = head + packed
+            rrs.append(rr)
         if not rrs:
             return None, failed
         qsec = wname + (_QTAIL[wire.TYPE_A] if kind == _KIND_A else _QTAIL[wire.TYPE_AAAA])
