@@ -431,23 +431,13 @@ class IncrementalGenerator:
         self._set(("a", agent.id, ""), _records(gen.b))
 
     def _store_task(self, task: Task, fid: str) -> None:
-        tasks = self.tasks.setdefault(fid, {})
-        old = tasks.get(task.id)
-        if old is not None and old.agent_id != task.agent_id:
-            self._unindex(old, fid)
-        tasks[task.id] = task
-        self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
+        self._keep_task(task, fid)
         self._set_task(("t", fid, task.id), *self._task_records(fid, task))
 
     def _store_uncounted(self, task: Task, fid: str) -> None:
         """`_store_task` for a first build: the records are kept, and
         counted later (`_count_many`)."""
-        tasks = self.tasks.setdefault(fid, {})
-        old = tasks.get(task.id)
-        if old is not None and old.agent_id != task.agent_id:
-            self._unindex(old, fid)
-        tasks[task.id] = task
-        self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
+        self._keep_task(task, fid)
         records = self._task_records(fid, task)[0]
         key = ("t", fid, task.id)
         if records:
@@ -479,6 +469,15 @@ class IncrementalGenerator:
             else:
                 by_target[target] = n
             _count_up(targets, target.host, name)
+
+    def _keep_task(self, task: Task, fid: str) -> None:
+        """The task stored under its framework and indexed by its agent."""
+        tasks = self.tasks.setdefault(fid, {})
+        old = tasks.get(task.id)
+        if old is not None and old.agent_id != task.agent_id:
+            self._unindex(old, fid)
+        tasks[task.id] = task
+        self._agent_tasks.setdefault(task.agent_id, {})[(fid, task.id)] = None
 
     def _unindex(self, task: Task, fid: str) -> None:
         on_agent = self._agent_tasks.get(task.agent_id)
