@@ -38,17 +38,19 @@ updates is not always the batch generator's order; the DNS answers shuffle
 them anyway. ``/v1/enumerate`` is rebuilt exactly, in the equivalent state's
 order, when asked (`enumeration`).
 
-Pure and single-threaded: call it from one thread (the event loop) only.
+Pure and single-threaded: call it from one thread at a time (the event loop,
+or a thread holding the lock every change is made under); a `snapshot` may
+be read anywhere.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from itertools import chain
 from types import MappingProxyType
-from typing import TypeVar, overload
+from typing import TypeVar
 
 import msgspec
 
@@ -64,15 +66,12 @@ from mesosdns.records.labels import domain_frag
 from mesosdns.records.model import (
     EnumFramework,
     EnumRecord,
-    EnumTask,
     RecordSet,
     RType,
     SRVTarget,
 )
+from mesosdns.records.views import CountedView, LazyEnumeration, enumeration
 from mesosdns.state.model import Agent, Framework, State, Status, Task, parse_pid
-
-T = TypeVar("T")
-V = TypeVar("V")
 
 RUNNING = "TASK_RUNNING"
 # States after which a task never runs again: the task is dropped. (TASK_LOST
@@ -360,7 +359,7 @@ class IncrementalGenerator:
             a=MappingProxyType(a),
             aaaa=MappingProxyType(aaaa),
             srv=MappingProxyType(srv),
-            frameworks=LazyEnumeration(lambda: _enumeration(*sources)),
+            frameworks=LazyEnumeration(lambda: enumeration(*sources)),
             skipped=self.skipped,
         )
 
@@ -391,7 +390,7 @@ class IncrementalGenerator:
         """``RecordSet.frameworks`` as the batch generator builds it: per
         framework and task in state order, each task listing the records it
         was the first to add."""
-        return _enumeration(self._contrib, self.frameworks, self.tasks, self.agent_ips,
+        return enumeration(self._contrib, self.frameworks, self.tasks, self.agent_ips,
                             self._gates, self._support)
 
     @property
@@ -700,42 +699,6 @@ class IncrementalGenerator:
             _count_down(self._srv_targets, target.host, name)
 
 
-def _enumeration(
-    contrib: Mapping[Key, tuple[EnumRecord, ...]],
-    frameworks: Mapping[str, Framework],
-    tasks: Mapping[str, Mapping[str, Task]],
-    agents: Mapping[str, object],
-    gates: Mapping[Key, frozenset[str]],
-    support: Mapping[str, object],
-) -> tuple[EnumFramework, ...]:
-    """`IncrementalGenerator.enumeration` of the generator's parts given
-    (``agents``: the agents with addresses; ``support``: the names a healthy
-    or unchecked task gives, with omit_unhealthy)."""
-    seen: set[EnumRecord] = set()
-    for key, records in contrib.items():
-        if key[0] != "t":
-            seen.update(records)
-    out: list[EnumFramework] = []
-    empty: dict[str, Task] = {}
-    for fid, fw in frameworks.items():
-        enum_tasks: list[EnumTask] = []
-        for tid, task in tasks.get(fid, empty).items():
-            if task.state != RUNNING or task.agent_id not in agents:
-                continue
-            fresh = []
-            key = ("t", fid, tid)
-            gate = gates.get(key)
-            for rec in contrib.get(key, _EMPTY):
-                if gate is not None and rec[0] not in gate and rec[0] in support:
-                    continue  # withheld: an unhealthy task's shared name
-                if rec not in seen:
-                    seen.add(rec)
-                    fresh.append(rec)
-            enum_tasks.append(EnumTask(task.name, task.id, tuple(fresh)))
-        out.append(EnumFramework(fw.name, tuple(enum_tasks)))
-    return tuple(out)
-
-
 K = TypeVar("K")
 
 
@@ -793,70 +756,7 @@ def _target(text: str) -> SRVTarget:
     return got
 
 
-class CountedView(Mapping[str, tuple[V, ...]]):
-    """A live, read-only view of counted values: name -> the values (A or
-    AAAA addresses, SRV targets) whose count is positive."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, d: dict[str, dict[V, int]]) -> None:
-        self._d = d
-
-    def __getitem__(self, name: str) -> tuple[V, ...]:
-        return tuple(self._d[name])
-
-    @overload
-    def get(self, name: str, /) -> tuple[V, ...] | None: ...
-    @overload
-    def get(self, name: str, /, default: tuple[V, ...] | T) -> tuple[V, ...] | T: ...
-    def get(
-        self, name: str, /, default: tuple[V, ...] | T | None = None
-    ) -> tuple[V, ...] | T | None:
-        values = self._d.get(name)
-        return tuple(values) if values is not None else default
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._d
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._d)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
-class LazyEnumeration(Sequence[EnumFramework]):
-    """``RecordSet.frameworks`` built on first use (``/v1/enumerate``), by
-    ``make``: from the generator as it is then, or from a snapshot's copies."""
-
-    __slots__ = ("_items", "_make")
-
-    def __init__(self, make: Callable[[], tuple[EnumFramework, ...]]) -> None:
-        self._make = make
-        self._items: tuple[EnumFramework, ...] | None = None
-
-    def _get(self) -> tuple[EnumFramework, ...]:
-        if self._items is None:
-            self._items = self._make()
-        return self._items
-
-    @overload
-    def __getitem__(self, i: int) -> EnumFramework: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[EnumFramework]: ...
-    def __getitem__(self, i: int | slice) -> EnumFramework | Sequence[EnumFramework]:
-        return self._get()[i]
-
-    def __len__(self) -> int:
-        return len(self._get())
-
-    def __iter__(self) -> Iterator[EnumFramework]:
-        return iter(self._get())
-
-
 __all__ = [
     "FINAL_STATES",
-    "CountedView",
     "IncrementalGenerator",
-    "LazyEnumeration",
 ]
