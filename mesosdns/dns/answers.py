@@ -56,6 +56,7 @@ OUTCOME_FAILED = 2  # bit: a record could not be formatted (counted as failed to
 # Hot-table keys are a query's bytes after the ID and flags: the counts of a
 # plain query (one question, nothing else) and the question, lower case, IN.
 HOT_PREFIX = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_KEY_QSEC = len(HOT_PREFIX)  # where a key's question section starts
 
 # pickle writes a reduction by this function as its NEWOBJ opcode: the class's
 # __new__, called by the unpickler itself
@@ -93,7 +94,7 @@ class Entry:
     reply of a large SRV name over 512 bytes drops them anyway.
     """
 
-    __slots__ = ("adds", "glue", "kind", "n", "qsec", "rrs", "starts", "trunc")
+    __slots__ = ("adds", "glue", "key", "kind", "n", "rrs", "starts", "trunc")
 
     def __init__(
         self,
@@ -105,7 +106,9 @@ class Entry:
         adds: list[tuple[bytes, int] | None] | None = None,
     ) -> None:
         self.kind = kind
-        self.qsec = qsec  # the question section, lower case, class IN
+        # the hot table's key: a plain query's counts and the question
+        # section (lower case, class IN); the table holds this very object
+        self.key = HOT_PREFIX + qsec
         self.rrs = rrs
         self.starts = starts  # SRV: where each ordering starts in ``rrs``
         self.glue = glue  # SRV: the target of each record of ``rrs``
@@ -123,9 +126,14 @@ class Entry:
         # then each slot); the additional sections left out (a cache,
         # rebuilt where they are needed).
         return _NEWOBJ, (Entry,), (None, {
-            "kind": self.kind, "qsec": self.qsec, "rrs": self.rrs, "starts": self.starts,
+            "kind": self.kind, "key": self.key, "rrs": self.rrs, "starts": self.starts,
             "glue": self.glue, "n": self.n, "trunc": self.trunc, "adds": None,
         })
+
+    @property
+    def qsec(self) -> bytes:
+        """The question section (kept once, in the key: it is most of it)."""
+        return self.key[_KEY_QSEC:]
 
     def tails(self) -> tuple[bytes, ...]:
         """The ready reply tails within 512 bytes, one per ordering (see the
@@ -932,18 +940,18 @@ def _compile_name(
         e, bad = comp.address_entry(wname, a_values, _KIND_A)
         failed |= bad
         if e is not None:
-            hot[HOT_PREFIX + e.qsec] = e
+            hot[e.key] = e
     if aaaa_values:
         e, bad = comp.address_entry(wname, aaaa_values, _KIND_AAAA)
         failed |= bad
         if e is not None:
-            hot[HOT_PREFIX + e.qsec] = e
+            hot[e.key] = e
     if srv_values:
         e, bad = comp.srv_entry(wname, srv_values)
         failed |= bad
         if e is not None:
             if e.trunc is not None:
-                hot[HOT_PREFIX + e.qsec] = e
+                hot[e.key] = e
             else:
                 failed = True
     return failed
