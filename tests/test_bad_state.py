@@ -161,6 +161,21 @@ def test_wrong_type_in_a_field_skips_the_item_and_counts_it(
         assert app.query("sentinel.chronos.mesos.", "A", tcp=True).answer, what
 
 
+@pytest.mark.parametrize("labels", [42, "x", [{"key": 5}], [None], {"labels": []}])
+def test_a_task_label_of_any_shape_keeps_the_task(
+    env: tuple[AppThread, Path], labels: Any
+) -> None:
+    """Mesos-DNS never reads a task's own labels (the original does not
+    decode them): whatever they hold, the task keeps its records."""
+    app, state = env
+    doc = good_state()
+    set_path(doc, (*TASK, "labels"), labels)
+    write(state, doc)
+    assert app.refresh()
+    assert app.app.refresh_stats.skipped_items == 0
+    assert app.addresses(VICTIM) == {"10.250.0.1"}
+
+
 def test_skipped_items_are_counted_in_metrics(env: tuple[AppThread, Path]) -> None:
     app, state = env
     doc = good_state()

@@ -160,7 +160,6 @@ def test_task_fields() -> None:
     assert t.statuses[0].label_values("k") == ["v"]
     assert t.statuses[0].netinfo_ips() == ["10.1.1.1"]
     assert t.statuses[0].timestamp == 12.5
-    assert [(lb.key, lb.value) for lb in t.labels] == [("team", "a")]
     assert t.has_discovery and t.discovery_ports()[0].number == 80
 
 

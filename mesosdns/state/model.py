@@ -110,7 +110,8 @@ class Task(msgspec.Struct, frozen=True, gc=False):
     framework_id: str = ""
     statuses: tuple[Status, ...] = ()
     resources: Resources | None = None
-    labels: tuple[Label, ...] = ()
+    # (no labels: Mesos-DNS reads a task's statuses' labels, never its own;
+    # the original does not decode them either)
     discovery: DiscoveryInfo | None = None
 
     @property
@@ -336,7 +337,7 @@ def _lenient(doc: Any) -> State:
 
 
 def _task(raw: Any, c: _Counter) -> Task | None:
-    """A task; a malformed status or label is dropped (counted), not the whole task."""
+    """A task; a malformed status is dropped (counted), not the whole task."""
     try:
         return msgspec.convert(raw, Task)
     except msgspec.ValidationError:
@@ -345,9 +346,8 @@ def _task(raw: Any, c: _Counter) -> Task | None:
         c.n += 1
         return None
     fixed = dict(raw)
-    for key, kind in (("statuses", Status), ("labels", Label)):
-        items = c.items(raw.get(key))
-        good = [s for s in (c.convert(item, kind) for item in items) if s is not None]
-        fixed[key] = [msgspec.to_builtins(s) for s in good]
+    items = c.items(raw.get("statuses"))
+    good = [s for s in (c.convert(item, Status) for item in items) if s is not None]
+    fixed["statuses"] = [msgspec.to_builtins(s) for s in good]
     task: Task | None = c.convert(fixed, Task)
     return task

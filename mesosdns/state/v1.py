@@ -104,7 +104,6 @@ class _Task(msgspec.Struct, frozen=True, gc=False):
     state: str = ""
     statuses: tuple[_Status, ...] = ()
     resources: tuple[_Resource, ...] = ()
-    labels: _Labels | None = None
     discovery: DiscoveryInfo | None = None
 
 
@@ -447,7 +446,6 @@ def task(raw: _Task) -> Task:
         framework_id=raw.framework_id.value,
         statuses=tuple(status(s) for s in raw.statuses),
         resources=Resources(ports=ports) if ports else None,
-        labels=raw.labels.labels if raw.labels is not None else (),
         discovery=raw.discovery,
     )
 
@@ -525,7 +523,7 @@ def _lenient_event(doc: Any) -> Event:
 
 
 def _lenient_task(raw: Any) -> Task | None:
-    """A task; a malformed status or label is dropped, not the whole task."""
+    """A task; a malformed status or resource is dropped, not the whole task."""
     got = _convert(raw, _Task)
     if got is not None:
         return task(got)
@@ -533,10 +531,6 @@ def _lenient_task(raw: Any) -> Task | None:
         return None
     fixed = dict(raw)
     fixed["statuses"] = [s for s in _items(raw, "statuses") if _convert(s, _Status) is not None]
-    labels = raw.get("labels")
-    if isinstance(labels, dict):
-        good = [lb for lb in _items(labels, "labels") if _convert(lb, Label) is not None]
-        fixed["labels"] = {"labels": good}
     fixed["resources"] = [r for r in _items(raw, "resources") if _convert(r, _Resource) is not None]
     got = _convert(fixed, _Task)
     return task(got) if got is not None else None
