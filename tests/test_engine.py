@@ -71,6 +71,7 @@ from mesosdns.state.model import (
     Task,
     parse_state,
 )
+from mesosdns.state.reuse import StateDecoder
 from mesosdns.store.channel import Follower
 from mesosdns.store.replica import Replica, ReplicaError
 from mesosdns.store.update import Update, frames
@@ -421,6 +422,31 @@ def test_polls_applied_as_diffs_equal_a_batch_build(
         update = poll(engine, state, params)
         assert engine.version == version + (update is not None)
         check_like_batch(engine, state, params)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(initial=initial_ops, steps=poll_steps)
+def test_polls_decoded_reusing_their_tasks_equal_a_batch_build(
+    initial: list[tuple[Any, ...]], steps: list[list[tuple[Any, ...]]]
+) -> None:
+    """As the poller reads them: each state's JSON through one StateDecoder,
+    which hands the unchanged tasks back as the last state's objects."""
+    engine = Engine(rng=random.Random(0))
+    decoder = StateDecoder()
+
+    def decoded(state: State) -> State:
+        data = msgspec.json.encode(state)
+        got = decoder.decode(data)
+        assert got == parse_state(data)
+        return got
+
+    states = polls(initial, steps)
+    state, params = next(states)
+    first_version(engine, decoded(state), params, SETTINGS)
+    for state, params in states:
+        got = decoded(state)
+        poll(engine, got, params)
+        check_like_batch(engine, got, params)
 
 
 def host_task(tid: str) -> Task:

@@ -29,7 +29,8 @@ from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
 from mesosdns.records.generator import GeneratorParams, hosts_to_resolve
 from mesosdns.state.client import StateClient, load_state_file
-from mesosdns.state.model import State, Task, parse_state
+from mesosdns.state.model import State, Task
+from mesosdns.state.reuse import StateDecoder
 from mesosdns.store.update import Update
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class Poller:
         self.sink = sink
         self.masters = masters
         self.engine = engine or Engine()
+        # the last state's tasks, reused where the next state has them unchanged
+        self.decoder = StateDecoder()
         self.defer_seconds = defer_seconds  # how long a large SRV name may lag
         self._pending_timer: asyncio.TimerHandle | None = None
         # held by whatever changes the engine across an await (a refresh's
@@ -157,7 +160,7 @@ class Poller:
         try:
             masters = tuple(self.masters())
             body, origin = await self._fetch(masters)
-            state = await asyncio.to_thread(parse_state, body)
+            state = await asyncio.to_thread(self.decoder.decode, body)
             del body
             resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
             # the masters list that found the state also names masterN records

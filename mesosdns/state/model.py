@@ -255,20 +255,30 @@ def parse_state(data: bytes | memoryview | str | dict[str, Any]) -> State:
 def _parse(data: bytes | memoryview | str | dict[str, Any]) -> State:
     if isinstance(data, dict):
         return _lenient(data)
-    try:
-        doc = _DECODER.decode(data)
-    except msgspec.ValidationError:
+    state = strict(data)
+    if state is None:
         try:
             raw = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise StateError(f"state is not valid JSON: {exc}") from None
         return _lenient(raw)
+    return state
+
+
+def strict(data: bytes | memoryview | str) -> State | None:
+    """The one strict pass: None when an item is malformed (the lenient pass
+    decides then); StateError for a document that is not JSON or lacks a
+    section."""
+    try:
+        doc = _DECODER.decode(data)
+    except msgspec.ValidationError:
+        return None
     except msgspec.DecodeError as exc:
         raise StateError(f"state is not valid JSON: {exc}") from None
     if doc.frameworks is None or doc.slaves is None:
         raise StateError(_missing_sections(doc.frameworks is None, doc.slaves is None))
     state = State(leader=doc.leader, frameworks=doc.frameworks, agents=doc.slaves)
-    return _checked(state, 0)
+    return checked(state, 0)
 
 
 def _missing_sections(frameworks: bool, slaves: bool) -> str:
@@ -276,7 +286,7 @@ def _missing_sections(frameworks: bool, slaves: bool) -> str:
     return "state has no " + " and no ".join(f"'{n}' list" for n in names)
 
 
-def _checked(state: State, skipped: int) -> State:
+def checked(state: State, skipped: int = 0) -> State:
     """Require a leader; drop agents without a valid pid; count what was dropped."""
     if not state.leader:
         raise StateError("state names no leader")
@@ -333,7 +343,7 @@ def _lenient(doc: Any) -> State:
             frameworks.append(msgspec.structs.replace(fw, tasks=tasks))
     agents = [a for a in (c.convert(r, Agent) for r in c.items(doc.get("slaves"))) if a]
     state = State(leader=leader, frameworks=tuple(frameworks), agents=tuple(agents))
-    return _checked(state, c.n)
+    return checked(state, c.n)
 
 
 def _task(raw: Any, c: _Counter) -> Task | None:
