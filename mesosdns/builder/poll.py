@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from mesosdns import heap
 from mesosdns.builder.engine import Compilers, Engine
 from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
@@ -157,6 +158,9 @@ class Poller:
     async def _refresh(self) -> bool:
         self.stats.attempts += 1
         started = time.monotonic()
+        # what the last refresh freed (and the versions' frames sent since)
+        # goes back before this one's document comes on top
+        await asyncio.to_thread(heap.trim)
         try:
             masters = tuple(self.masters())
             body, origin = await self._fetch(masters)

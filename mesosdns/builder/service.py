@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mesosdns import heap
 from mesosdns.builder.engine import Compilers
 from mesosdns.builder.poll import Poller, Source
 from mesosdns.builder.stream import StreamPoller
@@ -318,6 +319,8 @@ class BuilderService:
             update = engine.change(bodies=bodies)
             update.stats = self.counters()
             self.sink(update)
+        del rs  # the records' copy and the pieces' temporaries: their pages go back
+        await asyncio.to_thread(heap.trim)
         if self._bodies_again:
             self._bodies_again = False
             self._bodies_soon()

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from mesosdns import heap
 from mesosdns.builder.service import dns_settings
 from mesosdns.config import Config
 from mesosdns.dns.opxfr import transfer_serials
@@ -196,6 +197,13 @@ class ServingService:
         if self.notifier is not None and replica.ready:
             self.notifier.changed(replica.serial)
             self.notifier.zones_changed(transfer_serials(replica.opzones))
+        if full:
+            # the frames and the version before, freed: their pages go back
+            # (in a thread: the call lets go of the GIL; DNS goes on meanwhile)
+            try:
+                asyncio.get_running_loop().run_in_executor(None, heap.trim)
+            except RuntimeError:
+                heap.trim()
 
     async def _start_notifier(self, config: Config) -> None:
         """NOTIFY the ``zoneTransfer.notify`` targets of each new serial:

@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from mesosdns import heap
 from mesosdns.store.replica import Replica, ReplicaError
 from mesosdns.store.update import LENGTH, Update, frames, stats_frame
 
@@ -72,6 +73,10 @@ class _Frames:
             self._made.append(frame)
             self._passed.append(0)
         return self._made[i]
+
+    def sent(self) -> bool:
+        """Whether every reader it was queued to has written all of it."""
+        return self._source is None and all(n >= self.readers for n in self._passed)
 
     def passed(self, i: int) -> None:
         """A reader has written frame ``i`` (each writes each frame once)."""
@@ -169,6 +174,9 @@ class Publisher:
                 if len(frame) > BIG_FRAME:
                     await writer.drain()
             r.queue.popleft()
+            if item.full and item.sent():
+                # the frames of a whole version, freed: their pages go back
+                await asyncio.to_thread(heap.trim)
 
     async def stop(self) -> None:
         for r in list(self._readers):
