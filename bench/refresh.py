@@ -145,7 +145,7 @@ def _kib(path: str, key: str) -> int:
     return 0
 
 
-def tree_mem(root: int) -> dict[str, float]:
+def tree_mem(root: int) -> dict[str, Any]:
     """MiB summed over the tree: VmHWM (peak of each), VmRSS, Pss."""
     pids = tree(root)
     return {
@@ -153,6 +153,8 @@ def tree_mem(root: int) -> dict[str, float]:
         "rss": sum(_kib(f"/proc/{p}/status", "VmRSS:") for p in pids) / 1024,
         "pss": sum(_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024,
         "procs": float(len(pids)),
+        # each process's VmHWM, in pid order (the first started first)
+        "each": [_kib(f"/proc/{p}/status", "VmHWM:") / 1024 for p in pids],
     }
 
 
@@ -953,6 +955,7 @@ async def reload_run(run: Run, reloads: int, tag: int) -> dict[str, Any]:
         "pss": mem["pss"],
         "peak_rss": peak,
         "procs": mem["procs"],
+        "each": mem["each"],
     }
 
 
@@ -1122,7 +1125,10 @@ def run_part(
             f"| {med(rows, 'peak_rss'):.0f} MiB | {med(rows, 'pss'):.0f} MiB |",
             "",
             f"Each reload (GET -> answer): {', '.join(ms(x['get_to_answer']) for x in flat)}; "
-            f"server processes {', '.join(str(int(r['procs'])) for r in rows)}.",
+            f"server processes {', '.join(str(int(r['procs'])) for r in rows)}; "
+            "VmHWM of each, in pid order: "
+            + "; ".join(" / ".join(f"{x:.0f}" for x in r["each"]) for r in rows)
+            + " MiB.",
         ]
     else:
         out += [

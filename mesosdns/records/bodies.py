@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
-from typing import Protocol
+from typing import Any, Protocol
 
 from mesosdns.gojson import marshal_indent
 from mesosdns.records.model import EnumFramework, EnumTask, RecordSet, SRVTarget
@@ -156,16 +156,26 @@ def enumerate_json(rs: RecordSet) -> bytes:
     return EnumerateWriter().write(rs.frameworks)
 
 
-def _values(m: Mapping[str, Sequence[str]], checkpoint: Callable[[], object]
-            ) -> Iterator[bytes]:
+def _same(vals: Sequence[str]) -> Sequence[str]:
+    return vals
+
+
+def _hostports(vals: Sequence[SRVTarget]) -> Sequence[str]:
+    return [f"{host}:{port}" for host, port in vals]
+
+
+def _values(m: Mapping[str, Sequence[Any]], checkpoint: Callable[[], object],
+            text: Callable[[Any], Sequence[str]] = _same) -> Iterator[bytes]:
     """A Go map of string lists, keys sorted: its members at depth 3 (in
-    "Records"), each but the first after its comma."""
+    "Records"), each but the first after its comma. ``text``: a name's
+    values as those strings, made one name at a time (all of them at once
+    would be a second copy of every SRV target, as text)."""
     plain, q = _PLAIN.fullmatch, quote
     head, sep, tail = _ind(3) + '"{}": [' + _ind(4) + '"', '",' + _ind(4) + '"', '"' + _ind(3) + "]"
     for i, k in enumerate(sorted(m)):
         if i and not i % CHECK_EVERY:
             checkpoint()
-        vals = m[k]
+        vals = text(m[k])
         comma = "," if i else ""
         if not vals:
             yield f"{comma}{_ind(3)}{q(k)}: []".encode()
@@ -185,13 +195,13 @@ def axfr_pieces(rs: RecordSet, serial: int, config: AXFRConfig,
         f'{config.refresh_seconds},\n  "Mname": {q(config.soa_mname)},\n  "Rname": '
         f'{q(config.soa_rname)},\n  "Domain": {q(config.domain)},\n  "Records": {{'.encode()
     )
-    srv: Mapping[str, Sequence[str]] = {
-        k: [f"{host}:{port}" for host, port in v] for k, v in rs.srv.items()}
-    for i, (key, m) in enumerate((("As", rs.a), ("AAAAs", rs.aaaa), ("SRVs", srv))):
+    maps: tuple[tuple[str, Mapping[str, Sequence[Any]], Callable[[Any], Sequence[str]]], ...] = (
+        ("As", rs.a, _same), ("AAAAs", rs.aaaa, _same), ("SRVs", rs.srv, _hostports))
+    for i, (key, m, text) in enumerate(maps):
         comma = "," if i else ""
         if m:
             yield f'{comma}{_ind(2)}"{key}": {{'.encode()
-            yield from _values(m, checkpoint)
+            yield from _values(m, checkpoint, text)
             yield _ind(2).encode() + b"}"
         else:
             yield f'{comma}{_ind(2)}"{key}": {{}}'.encode()
