@@ -50,11 +50,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from itertools import chain
 from types import MappingProxyType
-from typing import TypeVar
 
 import msgspec
 
 from mesosdns.gcpause import gc_paused
+from mesosdns.records import counted
+from mesosdns.records.counted import Counted
 from mesosdns.records.generator import (
     GeneratorParams,
     _Builder,
@@ -115,16 +116,17 @@ class IncrementalGenerator:
         self.tasks: dict[str, dict[str, Task]] = {}  # framework id -> task id -> task
         self.agents: dict[str, Agent] = {}
         self.agent_ips: dict[str, tuple[str, ...]] = {}
-        # name -> value -> number of contributors giving it
-        self.a: dict[str, dict[str, int]] = {}
-        self.aaaa: dict[str, dict[str, int]] = {}
+        # name -> value -> number of contributors giving it (`counted`: a
+        # name with one value counted once holds that value itself)
+        self.a: Counted[str] = {}
+        self.aaaa: Counted[str] = {}
         # SRV values as SRVTarget (converted once, when a value first appears)
-        self.srv: dict[str, dict[SRVTarget, int]] = {}
-        self._maps: dict[str, dict[str, dict[str, int]]] = {"A": self.a, "AAAA": self.aaaa}
+        self.srv: Counted[SRVTarget] = {}
+        self._maps: dict[str, Counted[str]] = {"A": self.a, "AAAA": self.aaaa}
         self._contrib: dict[Key, tuple[EnumRecord, ...]] = {}
         self._fnames: dict[str, str] = {}  # framework id -> labelled name
         self._agent_tasks: dict[str, dict[tuple[str, str], None]] = {}
-        self._srv_targets: dict[str, dict[str, int]] = {}  # target -> SRV names
+        self._srv_targets: Counted[str] = {}  # target -> SRV names
         self._changed: set[str] = set()
         self._changed_addr: set[str] = set()
         # the last `snapshot`'s maps, and the names changed since (taken from
@@ -303,8 +305,8 @@ class IncrementalGenerator:
         targets = self._srv_targets
         for name in addr:
             deps = targets.get(name)
-            if deps:
-                changed.update(deps)
+            if deps is not None:
+                changed.update(counted.values(deps))
         return changed
 
     # -- views ---------------------------------------------------------
@@ -331,23 +333,24 @@ class IncrementalGenerator:
         thread while this generator goes on changing."""
         snap = self._snap
         if snap is None:
-            a = {k: tuple(v) for k, v in self.a.items()}
-            aaaa = {k: tuple(v) for k, v in self.aaaa.items()}
-            srv = {k: tuple(t) for k, t in self.srv.items()}
+            vals = counted.values
+            a = {k: vals(v) for k, v in self.a.items()}
+            aaaa = {k: vals(v) for k, v in self.aaaa.items()}
+            srv = {k: vals(t) for k, t in self.srv.items()}
         else:  # copies: a map handed out never changes
             a, aaaa, srv = dict(snap[0]), dict(snap[1]), dict(snap[2])
             for name in self._snap_dirty | self._changed:
                 for values, out in ((self.a, a), (self.aaaa, aaaa)):
-                    vals = values.get(name)
-                    if vals is None:
+                    got = values.get(name)
+                    if got is None:
                         out.pop(name, None)
                     else:
-                        out[name] = tuple(vals)
+                        out[name] = counted.values(got)
                 targets = self.srv.get(name)
                 if targets is None:
                     srv.pop(name, None)
                 else:
-                    srv[name] = tuple(targets)
+                    srv[name] = counted.values(targets)
         self._snap, self._snap_dirty = (a, aaaa, srv), set()
         sources = (
             dict(self._contrib), dict(self.frameworks),
@@ -400,8 +403,8 @@ class IncrementalGenerator:
 
     def counts(self) -> dict[str, int]:
         """Number of records (name, value pairs) per type."""
-        out = {kind: sum(map(len, m.values())) for kind, m in self._maps.items()}
-        out["SRV"] = sum(map(len, self.srv.values()))
+        out = {kind: counted.total(m) for kind, m in self._maps.items()}
+        out["SRV"] = counted.total(self.srv)
         return out
 
     # -- internals -----------------------------------------------------
@@ -448,26 +451,15 @@ class IncrementalGenerator:
         """`_inc` of each of ``records``, the equal ones at once. (The names
         are not noted as changed: for a first build only.)"""
         maps, srv, targets = self._maps, self.srv, self._srv_targets
+        add, up = counted.add, counted.count_up
         for rec, n in Counter(records).items():
             name, value, kind = rec
             if kind != "SRV":
-                counts = maps[kind]
-                values = counts.get(name)
-                if values is None:
-                    counts[name] = {value: n}
-                else:
-                    values[value] = values.get(value, 0) + n
-                continue
-            target = _target(value)
-            by_target = srv.get(name)
-            if by_target is None:
-                srv[name] = {target: n}
-            elif target in by_target:
-                by_target[target] += n
-                continue
+                add(maps[kind], name, value, n)
             else:
-                by_target[target] = n
-            _count_up(targets, target.host, name)
+                target = _target(value)
+                if add(srv, name, target, n):
+                    up(targets, target.host, name)
 
     def _keep_task(self, task: Task, fid: str) -> None:
         """The task stored under its framework and indexed by its agent."""
@@ -532,9 +524,9 @@ class IncrementalGenerator:
         seeded: set[EnumRecord] = set()
         for kind in ("A", "AAAA"):
             values = self._maps[kind].get(name)
-            if not values:
+            if values is None:
                 continue
-            for value, count in values.items():
+            for value, count in counted.items(values):
                 rec = _new(EnumRecord, (name, value, kind))
                 if count - (rec in own) > 0:
                     gen.b.rrs[kind].setdefault(name, {})[value] = None
@@ -677,53 +669,26 @@ class IncrementalGenerator:
     def _inc(self, rec: EnumRecord) -> None:
         name, value, kind = rec
         if kind != "SRV":
-            if _count_up(self._maps[kind], name, value):
+            if counted.count_up(self._maps[kind], name, value):
                 self._changed.add(name)
                 self._changed_addr.add(name)
             return
         target = _target(value)
-        if _count_up(self.srv, name, target):
+        if counted.count_up(self.srv, name, target):
             self._changed.add(name)
-            _count_up(self._srv_targets, target.host, name)
+            counted.count_up(self._srv_targets, target.host, name)
 
     def _dec(self, rec: EnumRecord) -> None:
         name, value, kind = rec
         if kind != "SRV":
-            if _count_down(self._maps[kind], name, value):
+            if counted.count_down(self._maps[kind], name, value):
                 self._changed.add(name)
                 self._changed_addr.add(name)
             return
         target = _target(value)
-        if _count_down(self.srv, name, target):
+        if counted.count_down(self.srv, name, target):
             self._changed.add(name)
-            _count_down(self._srv_targets, target.host, name)
-
-
-K = TypeVar("K")
-
-
-def _count_up(counts: dict[str, dict[K, int]], name: str, key: K) -> bool:
-    """One more contributor of ``key`` under ``name``; whether it is new."""
-    values = counts.get(name)
-    if values is None:
-        counts[name] = {key: 1}
-        return True
-    n = values.get(key, 0)
-    values[key] = n + 1
-    return not n
-
-
-def _count_down(counts: dict[str, dict[K, int]], name: str, key: K) -> bool:
-    """One contributor of ``key`` under ``name`` fewer; whether it is gone."""
-    values = counts[name]
-    n = values[key]
-    if n > 1:
-        values[key] = n - 1
-        return False
-    del values[key]
-    if not values:
-        del counts[name]
-    return True
+            counted.count_down(self._srv_targets, target.host, name)
 
 
 def _roles(records: tuple[EnumRecord, ...], gate: frozenset[str] | None) -> list[Role]:

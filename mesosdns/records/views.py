@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar, overload
 
+from mesosdns.records.counted import Counted, values
 from mesosdns.records.model import EnumFramework, EnumRecord, EnumTask
 from mesosdns.state.model import Framework, Task
 
@@ -61,11 +62,11 @@ class CountedView(Mapping[str, tuple[V, ...]]):
 
     __slots__ = ("_d",)
 
-    def __init__(self, d: dict[str, dict[V, int]]) -> None:
+    def __init__(self, d: Counted[V]) -> None:
         self._d = d
 
     def __getitem__(self, name: str) -> tuple[V, ...]:
-        return tuple(self._d[name])
+        return values(self._d[name])
 
     @overload
     def get(self, name: str, /) -> tuple[V, ...] | None: ...
@@ -74,8 +75,8 @@ class CountedView(Mapping[str, tuple[V, ...]]):
     def get(
         self, name: str, /, default: tuple[V, ...] | T | None = None
     ) -> tuple[V, ...] | T | None:
-        values = self._d.get(name)
-        return tuple(values) if values is not None else default
+        got = self._d.get(name)
+        return values(got) if got is not None else default
 
     def __contains__(self, name: object) -> bool:
         return name in self._d
