@@ -55,7 +55,7 @@ import msgspec
 
 from mesosdns.gcpause import gc_paused
 from mesosdns.records import counted
-from mesosdns.records.counted import Counted
+from mesosdns.records.counted import Counted, count_down, count_up
 from mesosdns.records.generator import (
     GeneratorParams,
     _Builder,
@@ -669,26 +669,26 @@ class IncrementalGenerator:
     def _inc(self, rec: EnumRecord) -> None:
         name, value, kind = rec
         if kind != "SRV":
-            if counted.count_up(self._maps[kind], name, value):
+            if count_up(self._maps[kind], name, value):
                 self._changed.add(name)
                 self._changed_addr.add(name)
             return
         target = _target(value)
-        if counted.count_up(self.srv, name, target):
+        if count_up(self.srv, name, target):
             self._changed.add(name)
-            counted.count_up(self._srv_targets, target.host, name)
+            count_up(self._srv_targets, target.host, name)
 
     def _dec(self, rec: EnumRecord) -> None:
         name, value, kind = rec
         if kind != "SRV":
-            if counted.count_down(self._maps[kind], name, value):
+            if count_down(self._maps[kind], name, value):
                 self._changed.add(name)
                 self._changed_addr.add(name)
             return
         target = _target(value)
-        if counted.count_down(self.srv, name, target):
+        if count_down(self.srv, name, target):
             self._changed.add(name)
-            counted.count_down(self._srv_targets, target.host, name)
+            count_down(self._srv_targets, target.host, name)
 
 
 def _roles(records: tuple[EnumRecord, ...], gate: frozenset[str] | None) -> list[Role]:

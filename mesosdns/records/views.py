@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar, overload
 
-from mesosdns.records.counted import Counted, values
+from mesosdns.records.counted import Counted
 from mesosdns.records.model import EnumFramework, EnumRecord, EnumTask
 from mesosdns.state.model import Framework, Task
 
@@ -66,7 +66,9 @@ class CountedView(Mapping[str, tuple[V, ...]]):
         self._d = d
 
     def __getitem__(self, name: str) -> tuple[V, ...]:
-        return values(self._d[name])
+        got = self._d[name]
+        # `counted.values`, inline: the compiler asks per name and type
+        return tuple(got) if type(got) is dict else (got,)  # type: ignore[return-value]
 
     @overload
     def get(self, name: str, /) -> tuple[V, ...] | None: ...
@@ -76,7 +78,9 @@ class CountedView(Mapping[str, tuple[V, ...]]):
         self, name: str, /, default: tuple[V, ...] | T | None = None
     ) -> tuple[V, ...] | T | None:
         got = self._d.get(name)
-        return values(got) if got is not None else default
+        if got is None:
+            return default
+        return tuple(got) if type(got) is dict else (got,)  # type: ignore[return-value]
 
     def __contains__(self, name: object) -> bool:
         return name in self._d
