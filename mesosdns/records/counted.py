@@ -39,30 +39,26 @@ def items(v: dict[K, int] | K) -> Iterator[tuple[K, int]]:
         yield v, 1  # type: ignore[misc]
 
 
-def size(v: dict[K, int] | K) -> int:
-    """How many values a name has."""
-    return len(v) if type(v) is dict else 1
-
-
 def total(counts: Counted[K]) -> int:
     """How many (name, value) pairs a map holds."""
     return sum(len(v) if type(v) is dict else 1 for v in counts.values())
 
 
-def count_up(counts: Counted[K], name: str, key: K) -> bool:
-    """One more contributor of ``key`` under ``name``; whether it is new."""
+def count_up(counts: Counted[K], name: str, key: K, n: int = 1) -> bool:
+    """``n`` more contributors of ``key`` under ``name`` (a first build
+    counts equal records together); whether the value is new."""
     v = counts.get(name)
     if v is None:
-        counts[name] = key
+        counts[name] = key if n == 1 else {key: n}
         return True
     if type(v) is dict:
-        n = v.get(key, 0)
-        v[key] = n + 1
-        return not n
+        had = v.get(key, 0)
+        v[key] = had + n
+        return not had
     if v == key:
-        counts[name] = {key: 2}
+        counts[name] = {key: n + 1}
         return False
-    counts[name] = {v: 1, key: 1}  # type: ignore[dict-item]
+    counts[name] = {v: 1, key: n}  # type: ignore[dict-item]
     return True
 
 
@@ -88,24 +84,6 @@ def count_down(counts: Counted[K], name: str, key: K) -> bool:
             counts[name] = last
     elif not v:
         del counts[name]
-    return True
-
-
-def add(counts: Counted[K], name: str, key: K, n: int) -> bool:
-    """``n`` more contributors of ``key`` under ``name`` at once (a first
-    build, equal records counted together); whether it is new."""
-    v = counts.get(name)
-    if v is None:
-        counts[name] = key if n == 1 else {key: n}
-        return True
-    if type(v) is dict:
-        had = v.get(key, 0)
-        v[key] = had + n
-        return not had
-    if v == key:
-        counts[name] = {key: n + 1}
-        return False
-    counts[name] = {v: 1, key: n}  # type: ignore[dict-item]
     return True
 
 

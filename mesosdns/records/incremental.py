@@ -451,14 +451,14 @@ class IncrementalGenerator:
         """`_inc` of each of ``records``, the equal ones at once. (The names
         are not noted as changed: for a first build only.)"""
         maps, srv, targets = self._maps, self.srv, self._srv_targets
-        add, up = counted.add, counted.count_up
+        up = count_up
         for rec, n in Counter(records).items():
             name, value, kind = rec
             if kind != "SRV":
-                add(maps[kind], name, value, n)
+                up(maps[kind], name, value, n)
             else:
                 target = _target(value)
-                if add(srv, name, target, n):
+                if up(srv, name, target, n):
                     up(targets, target.host, name)
 
     def _keep_task(self, task: Task, fid: str) -> None:
