@@ -112,6 +112,31 @@ def test_plain_key_wire_takes_names_of_up_to_255_octets() -> None:
     assert wire.plain_key_wire("y" + longest) is None
 
 
+def _plain_key_wire_by_labels(name: str) -> bytes | None:
+    """The rule of `wire.plain_key_wire`, label by label (its reference)."""
+    if not name.endswith(".") or ".*" in name or not name.isascii():
+        return None
+    plain = {c for c in map(chr, range(33, 127)) if c not in '.()";@\\ ' and not c.isupper()}
+    out = b""
+    for label in name[:-1].split("."):
+        if not 1 <= len(label) <= 63 or not set(label) <= plain:
+            return None
+        out += bytes((len(label),)) + label.encode()
+    out += b"\x00"
+    return out if len(out) <= 255 else None
+
+
+@hsettings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(["a", "Z", "-", "_", "*", ".", "\\", " ", "é", "x" * 40, "0"]),
+                max_size=40))
+@example(["a", "."] * 2000)  # thousands of labels
+@example(["x" * 40, "x" * 40, "."] * 4)
+def test_plain_key_wire_follows_its_rule(parts: list[str]) -> None:
+    name = "".join(parts)
+    for candidate in (name, name + ".", "x." + name + "."):
+        assert wire.plain_key_wire(candidate) == _plain_key_wire_by_labels(candidate), candidate
+
+
 def test_in_zone() -> None:
     mesos = b"\x05mesos\x00"
     assert wire.in_zone(b"\x05mesos\x00", mesos)

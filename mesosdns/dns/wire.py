@@ -9,6 +9,7 @@ caller asks for, and nothing uses dnslib.
 from __future__ import annotations
 
 import functools
+import re
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -455,23 +456,35 @@ def plain_key_wire(name: str) -> bytes | None:
     it is lower case, free of characters that would appear escaped, and holds
     no ``.*``; it also has to be a valid DNS name (no empty label, labels of at
     most 63 bytes, at most 255 bytes in all).
+
+    The first label is checked here; the rest of the name is one of few
+    (the framework's, the domain's: ``marathon.mesos.``), so its wire form
+    is looked up, made once by this same rule (`_PLAIN_TAILS`).
     """
-    if not name.endswith(".") or ".*" in name:
+    if len(name) > 254 or ".*" in name:  # over 255 octets in wire form
         return None
-    try:
-        raw = name.encode("ascii")
-    except UnicodeEncodeError:
+    m = _PLAIN_HEAD(name)
+    if m is None:
         return None
-    out = bytearray()
-    for label in raw[:-1].split(b"."):
-        if not label or len(label) > 63 or not _PLAIN.issuperset(label):
-            return None
-        out.append(len(label))
-        out += label
-    out.append(0)
-    if len(out) > 255:
+    end = m.end()
+    rest = name[end:]
+    tail = _PLAIN_TAILS.get(rest)
+    if tail is None:
+        if len(_PLAIN_TAILS) > 100_000:
+            _PLAIN_TAILS.clear()
+        tail = _PLAIN_TAILS[rest] = (plain_key_wire(rest) or b"") if rest else b"\x00"
+    if not tail or end + len(tail) > 255:
         return None
-    return bytes(out)
+    return _LABEL_LENGTH[end - 1] + name[: end - 1].encode("ascii") + tail
+
+
+# a first label a question can match, with the dot after it (ASCII only)
+_PLAIN_HEAD = re.compile(
+    "[" + "".join(re.escape(chr(b)) for b in sorted(_PLAIN)) + "]{1,63}\\."
+).match
+# the rest of a name -> its wire form (b"": no question can match it)
+_PLAIN_TAILS: dict[str, bytes] = {}
+_LABEL_LENGTH = [bytes((n,)) for n in range(64)]
 
 
 def clean_wild(text: str) -> str:

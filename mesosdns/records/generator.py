@@ -72,7 +72,11 @@ def task_hash(task_id: str) -> str:
     # z-base-32 reads the digest 5 bits at a time from the most significant
     # end, as standard base32 does: 5 characters are the first 25 bits
     bits = int.from_bytes(digest[:4], "big") >> 7
-    return "".join(_ZBASE32[(bits >> shift) & 31] for shift in (20, 15, 10, 5, 0))
+    return _ZBASE32_PAIRS[bits >> 15] + _ZBASE32_PAIRS[(bits >> 5) & 1023] + _ZBASE32[bits & 31]
+
+
+# every two z-base-32 characters, indexed by their 10 bits
+_ZBASE32_PAIRS = [a + b for a in _ZBASE32 for b in _ZBASE32]
 
 
 def agent_tail(agent_id: str) -> str:
