@@ -38,7 +38,10 @@ reload
     50 ms) and the sum of Pss at the end.
 cold
     Server start -> the master's first GET -> the first in-domain answer,
-    and the tree's VmHWM sum at that point.
+    and the tree's VmHWM sum at that point; then the time until the server's
+    answers are prebuilt (``mesosdns_answers_compiled`` in /metrics: a large
+    first state is answered from its records while it compiles) and the
+    VmHWM sum then.
 
 Figures are medians over ``--runs`` fresh servers (reload: over every reload
 of every run). Nothing is pinned unless ``--taskset CPUS`` (the server only).
@@ -972,21 +975,57 @@ async def _idle(server: Server, quiet: float = 0.01, every: float = 0.2) -> floa
     return last
 
 
+def answers_compiled(http_port: int) -> bool | None:
+    """Whether the server says its DNS answers are prebuilt
+    (``mesosdns_answers_compiled`` in /metrics); None when it does not say
+    (the original has no such metric: it answers from its records always)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("mesosdns_answers_compiled "):
+            return float(line.split()[1]) == 1
+    return None
+
+
+async def wait_compiled(run: Run, server: Server, timeout: float, every: float = 0.5
+                        ) -> float | None:
+    """When the server's answers were prebuilt (polled; not often: /metrics
+    counts every record), None if it does not say."""
+    deadline = time.monotonic() + timeout
+    while True:
+        server.check()
+        got = await asyncio.to_thread(answers_compiled, run.http_port)
+        if got is None:
+            return None
+        if got:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"answers not compiled within {timeout:.0f} s:\n{server.tail()}")
+        await asyncio.sleep(every)
+
+
 async def cold_run(run: Run) -> dict[str, Any]:
     setup, meta = run.setup, run.meta
     server = run.start()
     client = await udp(run.port)
     answer = await wait_answer(client, meta["ready_name"], server, ready_timeout(setup))
     log = run.master.log()
-    mem = tree_mem(server.pid)
+    mem, cpu = tree_mem(server.pid), tree_cpu(server.pid)
+    compiled = await wait_compiled(run, server, ready_timeout(setup))
+    mem_compiled = tree_mem(server.pid) if compiled is not None else mem
     first = log[0] if log else {"t": float("nan"), "done": float("nan")}
     return {
         "start_to_answer": answer - server.started,
+        "start_to_compiled": (answer if compiled is None else compiled) - server.started,
         "start_to_get": first["t"] - server.started,
         "get_to_answer": answer - first["t"],
         "transfer": first["done"] - first["t"],
-        "cpu": tree_cpu(server.pid),
+        "cpu": cpu,
         "hwm": mem["hwm"],
+        "hwm_compiled": mem_compiled["hwm"],
         "procs": mem["procs"],
     }
 
@@ -1133,13 +1172,19 @@ def run_part(
     else:
         out += [
             "| start -> first answer | start -> first GET | GET -> answer | transfer "
-            "| CPU until then | VmHWM sum |",
-            "|" + "---|" * 6,
+            "| CPU until then | VmHWM sum | start -> answers compiled | VmHWM sum then |",
+            "|" + "---|" * 8,
             f"| {ms(med(rows, 'start_to_answer'))} | {ms(med(rows, 'start_to_get'))} "
             f"| {ms(med(rows, 'get_to_answer'))} | {ms(med(rows, 'transfer'))} "
-            f"| {med(rows, 'cpu'):.2f} s | {med(rows, 'hwm'):.0f} MiB |",
+            f"| {med(rows, 'cpu'):.2f} s | {med(rows, 'hwm'):.0f} MiB "
+            f"| {ms(med(rows, 'start_to_compiled'))} | {med(rows, 'hwm_compiled'):.0f} MiB |",
             "",
-            f"Per run: {', '.join(ms(r['start_to_answer']) for r in rows)}.",
+            f"Per run: {', '.join(ms(r['start_to_answer']) for r in rows)}; answers "
+            f"compiled: {', '.join(ms(r['start_to_compiled']) for r in rows)}.",
+            "",
+            "A server that says nothing of its answers being compiled (no "
+            "``mesosdns_answers_compiled`` in /metrics: the original, which answers from its "
+            "records always) counts as compiled at its first answer.",
         ]
     loads = ", ".join(f"{r['load']:.2f}" for r in rows)
     out += [

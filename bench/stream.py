@@ -58,7 +58,7 @@ sys.path[:0] = [str(ROOT), str(BENCH), str(ROOT / "tests")]
 import generate as gen_bench  # noqa: E402  (bench/generate.py: state files, params)
 import orjson  # noqa: E402
 from ports import free_port  # noqa: E402  (tests/ports.py)
-from refresh import tree_cpu  # noqa: E402  (the server's processes, children included)
+from refresh import answers_compiled, tree_cpu  # noqa: E402  (the server's processes)
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -446,7 +446,7 @@ async def latency_run(
     fname = domain_frag(fw["name"], rfc1123)
     master = FakeMaster(doc)
     await master.start()
-    port = free_port()
+    port, http_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.json"
         config.write_text(
@@ -456,7 +456,9 @@ async def latency_run(
                     "masters": [master.address],
                     "port": port,
                     "listener": "127.0.0.1",
-                    "httpon": False,
+                    "httpPort": http_port,
+                    "HTTPListener": "127.0.0.1",
+                    "enumerationOn": False,
                     "externalOn": False,
                     "resolvers": ["127.0.0.1:9"],
                     "refreshSeconds": 60,
@@ -505,6 +507,12 @@ async def latency_run(
                     raise SystemExit("the server did not become ready")
                 await asyncio.sleep(0.05)
             ready_s = time.monotonic() - started
+            # a large first state is answered from its records while it
+            # compiles: the events are timed once its answers are compiled
+            while await asyncio.to_thread(answers_compiled, http_port) is False:
+                if time.monotonic() - started > 600:
+                    raise SystemExit("the server's answers were not compiled in time")
+                await asyncio.sleep(0.5)
             await asyncio.sleep(0.5)
             latencies: list[float] = []
             probes = 0

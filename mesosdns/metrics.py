@@ -99,6 +99,10 @@ class _Collector(Collector):
         yield records
         yield GaugeMetricFamily("mesosdns_ready", "1 once the first state was loaded",
                                 value=1 if snap is not None else 0)
+        yield GaugeMetricFamily("mesosdns_answers_compiled",
+                                "1 once the DNS answers are prebuilt (0: answered from the "
+                                "records while the first state's answers compile)",
+                                value=1 if snap is not None and snap.compiled else 0)
         yield GaugeMetricFamily("mesosdns_snapshot_age_seconds",
                                 "Seconds since the records served were loaded",
                                 value=time.time() - snap.loaded_at if snap else 0.0)

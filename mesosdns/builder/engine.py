@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesosdns.builder.diff import apply_state, compatible
-from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
+from mesosdns.dns.answers import TableInfo
+from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers, zone_specs
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
 from mesosdns.gcpause import gc_paused
@@ -29,6 +30,10 @@ from mesosdns.records.model import RecordSet
 from mesosdns.state.model import State, Task
 from mesosdns.store.bodyfiles import BodyFile
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Keep, Update
+
+# a first build with at least this many names (about 25k tasks: a compile of
+# a second or more) sends its records ahead of its answers (`preliminary`)
+PRELIMINARY_NAMES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +47,15 @@ class Compilers:
 
 class Engine:
     def __init__(
-        self, *, rng: random.Random | None = None, defer_targets: int = DEFER_TARGETS
+        self,
+        *,
+        rng: random.Random | None = None,
+        defer_targets: int = DEFER_TARGETS,
+        preliminary_names: int = PRELIMINARY_NAMES,
     ) -> None:
         self.rng = rng or random.Random()
         self.defer_targets = defer_targets
+        self.preliminary_names = preliminary_names
         self.gen: IncrementalGenerator | None = None
         self.live: LiveAnswers | None = None
         self.compilers: Compilers | None = None
@@ -88,7 +98,55 @@ class Engine:
     ) -> tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None]:
         """Everything of ``state``, built aside (pure CPU: may run in a
         thread); `install` makes it current."""
-        gen = IncrementalGenerator.from_state(state, params, orphans)
+        gen = self.generate(state, params, orphans)
+        return self.compile(gen, state, params, compilers, serial)
+
+    @staticmethod
+    def generate(
+        state: State, params: GeneratorParams, orphans: Sequence[Task] = ()
+    ) -> IncrementalGenerator:
+        """The records of ``state``: the first half of `build`."""
+        return IncrementalGenerator.from_state(state, params, orphans)
+
+    def preliminary(
+        self, gen: IncrementalGenerator, compilers: Compilers, serial: int, source: str
+    ) -> Update | None:
+        """A first version of ``gen``'s records, before they are compiled, or
+        None: the engine has published a version already, or the records are
+        few (their compile takes well under a second).
+
+        Its tables have no entries and every zone is answered from the
+        records (the slow path, which answers any question as the original
+        does, in tens of microseconds): at 100k tasks the servers answer
+        about as many seconds sooner as the compile takes. The compiled
+        version, with the same serial, follows. A server that has a compiled
+        table already (its builder restarted) keeps answering from it.
+        """
+        if self.ready or len(gen.a) + len(gen.aaaa) + len(gen.srv) < self.preliminary_names:
+            return None
+        nzones = len(zone_specs(compilers.settings))
+        none = TableInfo(0, 0, 0, 0)
+        rs = gen.record_set()
+        self.version += 1
+        with gc_paused():  # a copy of every name's values: acyclic
+            return Update(
+                self.version, True, serial, source, time.time(),
+                settings=compilers.settings, skipped=gen.skipped,
+                a=dict(rs.a.items()), aaaa=dict(rs.aaaa.items()), srv=dict(rs.srv.items()),
+                marks=[{} for _ in range(nzones)], exotic=[True] * nzones,
+                zone_info=[none] * nzones, info=none, opzones=None, bodies={},
+                preliminary=True,
+            )
+
+    def compile(
+        self,
+        gen: IncrementalGenerator,
+        state: State,
+        params: GeneratorParams,
+        compilers: Compilers,
+        serial: int,
+    ) -> tuple[IncrementalGenerator, LiveAnswers, CompiledZones | None]:
+        """The answers of ``gen``'s records: the second half of `build`."""
         with gc_paused():
             live = LiveAnswers(
                 gen.record_set(), compilers.settings, serial, self.rng,

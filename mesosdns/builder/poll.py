@@ -37,6 +37,8 @@ from mesosdns.store.update import Update
 log = logging.getLogger(__name__)
 
 RESOLVE_TIMEOUT = 5.0
+# the longest a compile waits for the preliminary version's frames to go out
+PRELIMINARY_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,35 @@ async def resolve_hosts(hosts: Sequence[str], timeout: float = RESOLVE_TIMEOUT
     return {host: ips for host, ips in results if ips}
 
 
+async def build_whole(
+    engine: Engine,
+    state: State,
+    params: GeneratorParams,
+    compilers: Compilers,
+    orphans: Sequence[Task],
+    source: str,
+    sink: Callable[[Update], None],
+    sending: Callable[[], bool] = lambda: False,
+) -> None:
+    """Build ``state`` whole (in threads) and publish it: a large first
+    build's records go first, answered from as they are while they compile
+    (`Engine.preliminary`), then the compiled version. ``sending``: whether
+    the servers are still being sent a full version; the compile waits for
+    the records' frames (made in this process: the two would share its GIL,
+    and the first answers come later)."""
+    serial = engine.next_serial()
+    gen = await asyncio.to_thread(engine.generate, state, params, orphans)
+    first = await asyncio.to_thread(engine.preliminary, gen, compilers, serial, source)
+    if first is not None:
+        sink(first)
+        del first  # its frames hold what they still have to send
+        deadline = time.monotonic() + PRELIMINARY_WAIT
+        while sending() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    built = await asyncio.to_thread(engine.compile, gen, state, params, compilers, serial)
+    sink(engine.install(built, compilers, source))
+
+
 class Poller:
     """Owns the refresh loop and the engine it feeds.
 
@@ -88,6 +119,7 @@ class Poller:
         masters: Callable[[], Sequence[str]] = lambda: ("",),
         engine: Engine | None = None,
         defer_seconds: float = 0.5,
+        sending: Callable[[], bool] = lambda: False,
     ) -> None:
         self.source = source
         self.params = params
@@ -96,6 +128,8 @@ class Poller:
         self.compilers = compilers
         self.sink = sink
         self.masters = masters
+        # whether the servers are still being sent a full version
+        self.sending = sending
         self.engine = engine or Engine()
         # the last state's tasks, reused where the next state has them unchanged
         self.decoder = StateDecoder()
@@ -207,10 +241,8 @@ class Poller:
             self._publish(await asyncio.to_thread(engine.flush, origin, defer=False))
             what = f"{n} changes"
         else:
-            serial = engine.next_serial()
-            built = await asyncio.to_thread(engine.build, state, params, compilers, serial,
-                                            orphans)
-            self.sink(engine.install(built, compilers, origin))
+            await build_whole(engine, state, params, compilers, orphans, origin, self.sink,
+                              self.sending)
             # The build allocated millions of acyclic objects that reference
             # counting frees; the cyclic GC's full collections would rescan
             # them all: move them out of its view.

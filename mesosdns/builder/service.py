@@ -215,6 +215,7 @@ class BuilderService:
             compilers=self.current_compilers,
             sink=self._publish,
             masters=lambda: self.masters,
+            sending=self.busy,
         )
         if c.state_source == "stream" and c.state_file:
             log.warning("stateSource stream needs Mesos masters; polling stateFile")
@@ -262,6 +263,9 @@ class BuilderService:
 
     def _publish(self, update: Update) -> None:
         update.stats = self.counters()
+        if update.preliminary:  # the bodies come with the compiled version, next
+            self.sink(update)
+            return
         if update.full:
             if self._names() <= INLINE_BODIES:
                 update.bodies = self.bodies = self._bodies()

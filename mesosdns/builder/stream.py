@@ -61,7 +61,7 @@ import msgspec
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from mesosdns.builder.engine import Compilers, Engine
-from mesosdns.builder.poll import Poller, Source, resolve_hosts
+from mesosdns.builder.poll import Poller, Source, build_whole, resolve_hosts
 from mesosdns.dns.incremental import DEFER_TARGETS, LiveAnswers
 from mesosdns.errors import FetchError, StateError
 from mesosdns.metrics import RefreshStats
@@ -154,6 +154,7 @@ class StreamPoller(Poller):
         defer_seconds: float = 0.5,
         defer_targets: int = DEFER_TARGETS,
         rng: random.Random | None = None,
+        sending: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(
             source,
@@ -165,6 +166,7 @@ class StreamPoller(Poller):
             masters=masters,
             engine=Engine(rng=rng or random.Random(), defer_targets=defer_targets),
             defer_seconds=defer_seconds,
+            sending=sending,
         )
         self.subscriber = subscriber
         self.backoff = backoff
@@ -401,13 +403,10 @@ class StreamPoller(Poller):
         resolved = await resolve_hosts(sorted(hosts_to_resolve(state)))
         params = replace(self.params, masters=masters, resolved=resolved)
         engine, compilers = self.engine, self.compilers()
-        serial = engine.next_serial()
-        built = await asyncio.to_thread(
-            engine.build, state, params, compilers, serial, tuple(orphans)
-        )
+        await build_whole(engine, state, params, compilers, tuple(orphans), source, self.sink,
+                          self.sending)
         self._source = source
         self._zones_dirty = False
-        self.sink(engine.install(built, compilers, source))
         # Events allocate objects the cyclic GC tracks; its full collections
         # would rescan the millions built here (pauses of a large fraction of
         # a second). They are acyclic and freed by reference counting: move

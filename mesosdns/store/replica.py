@@ -7,7 +7,9 @@ before or after it, never half of it, and the SOA serial it sees is that
 version's. A full update is decoded part by part (each part a few
 milliseconds) into fresh tables while the old ones keep answering, and
 published with one swap at its commit; a large change is decoded part by
-part too, then applied at its commit.
+part too, then applied at its commit. A preliminary full update (a large
+first build's records, before they are compiled) is published only by a
+server that has no table yet: it answers every question from the records.
 
 After each version, ``on_version(replica, full)`` is called: the DNS server
 takes the new table on a full update (entries changed in place need nothing),
@@ -38,7 +40,7 @@ from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import RecordSet, SRVTarget
 from mesosdns.store.bodyfiles import Body, BodyFile, open_body
 from mesosdns.store.snapshot import Snapshot
-from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Update, read
+from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, SMALL_FRAME, Update, read
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Replica:
         self.bodies: dict[str, Body] = {}
         self.stats: dict[str, Any] = {}
         self.applied_at = 0.0  # monotonic time of the last version applied
+        self.preliminary = False  # the version held is a preliminary one
         self._staged: _Staged | None = None  # a full update being received
         self._change: Update | None = None  # a large change being received
         # recent versions' changes, for IXFR (noted while zone transfers are on)
@@ -106,14 +109,22 @@ class Replica:
             return None
         return Snapshot(
             self.records, self.serial, loaded_at=self.loaded_at, source=self.source,
-            _bodies=dict(self.bodies), prebuilt=True,
+            _bodies=dict(self.bodies), prebuilt=True, compiled=not self.preliminary,
         )
 
     # -- frames --------------------------------------------------------
 
     def feed(self, body: bytes) -> bool:
         """One frame; True when it completed a version (now applied)."""
-        msg = read(body)
+        if len(body) <= SMALL_FRAME:
+            return self._feed(read(body))
+        # thousands of acyclic objects: out of the cyclic GC's way from their
+        # decoding to the freeze after the part (a young collection between
+        # the two would scan them all)
+        with gc_paused():
+            return self._feed(read(body))
+
+    def _feed(self, msg: tuple[Any, ...]) -> bool:
         kind = msg[0]
         if kind == "stats":
             self.stats = msg[1]
@@ -200,8 +211,7 @@ class Replica:
         ]
         self._staged = _Staged(head, {}, {}, {}, {}, sets)
 
-    @staticmethod
-    def _part(staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
+    def _part(self, staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
         if name == "entries":
             entries = staged.entries
             for key, e in chunk.items():
@@ -209,9 +219,15 @@ class Replica:
                     entries[key] = e
             return
         target: dict[Any, Any] = getattr(staged, name)
+        # a name's values equal to the version held are kept as its objects:
+        # while both versions are held (the new one decoded while the old
+        # one answers), they are held once
+        held = {} if self.records is None else getattr(self.records, name)
+        had = held.get
         for key, values in chunk.items():
             if values is not None:
-                target[key] = values
+                old = had(key)
+                target[key] = old if old == values else values
 
     @staticmethod
     def _marks(sets: ZoneSets, marks: dict[bytes, int]) -> None:
@@ -223,6 +239,11 @@ class Replica:
 
     def _publish_full(self, staged: _Staged) -> None:
         head = staged.head
+        if head.preliminary and self.table is not None and not self.preliminary:
+            # records not compiled yet: a server with a compiled table (its
+            # builder restarted) answers from it until the compiled version
+            return
+        self.preliminary = head.preliminary
         settings = head.settings
         assert settings is not None
         specs = zone_specs(settings)

@@ -28,6 +28,9 @@ class Snapshot:
     # the builder sends the bodies (a replica's records hold no enumeration):
     # until they come, there is none to build here
     prebuilt: bool = False
+    # False while the DNS answers come from the records alone (a preliminary
+    # version: the first build's answers still compiling)
+    compiled: bool = True
 
     def body(self, key: str, build: Callable[[], bytes]) -> Body | None:
         """The body ``key``, built at most once; None while a prebuilt one

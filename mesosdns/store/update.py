@@ -85,6 +85,9 @@ class Update:
     # the prebuilt HTTP bodies, or the files the builder wrote them to
     bodies: dict[str, bytes | BodyFile] | Keep = KEEP
     stats: dict[str, Any] = field(default_factory=dict)
+    # a first version's records before they are compiled (no entries, every
+    # zone answered from the records); see `Engine.preliminary`
+    preliminary: bool = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         # the fields in order: a dataclass's own pickling looks them up by
@@ -161,6 +164,7 @@ def frames(update: Update) -> Iterator[bytes]:
         update.settings, update.skipped, marks=[{} for _ in update.marks],
         exotic=update.exotic, zone_info=update.zone_info, info=update.info,
         opzones=update.opzones, bodies=update.bodies, stats=update.stats,
+        preliminary=update.preliminary,
     )
     yield _frame(("begin", head))
     for name in _PARTED:
