@@ -24,6 +24,7 @@ from mesosdns.dns.settings import DNSSettings
 from mesosdns.metrics import Metrics, RefreshStats
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.state.model import State, parse_state
+from mesosdns.store import update as update_module
 from mesosdns.store.replica import Replica
 from mesosdns.store.snapshot import SnapshotStore
 from mesosdns.store.update import Update, frames
@@ -128,11 +129,38 @@ def test_the_compiled_version_shares_the_records_it_follows() -> None:
     _feed(replica, full)
     assert not replica.preliminary and replica.table is not None and replica.table.entries
     assert replica.records is not before
-    assert replica.records.a == before.a and replica.records.srv == before.srv
-    for name, values in replica.records.a.items():
-        assert values is before.a[name], name  # held once while both were held
-    for name, targets in replica.records.srv.items():
-        assert targets is before.srv[name], name
+    # the same names and values in the same order: the very maps held
+    assert replica.records.a is before.a and replica.records.srv is before.srv
+
+
+@pytest.mark.parametrize("part_items", [4, 100_000])
+@pytest.mark.parametrize(("n", "ip_base"), [(40, "10.2"), (39, "10.1"), (41, "10.1"),
+                                             (40, "10.1")])
+def test_a_full_version_after_another_holds_exactly_its_own_records(
+    monkeypatch: pytest.MonkeyPatch, part_items: int, n: int, ip_base: str
+) -> None:
+    """Its names and values as the builder sent them, in its order, whether
+    they are the held ones, differ in the middle, or end sooner or later; the
+    values equal to the held ones are the held objects."""
+    monkeypatch.setattr(update_module, "PART_ITEMS", part_items)
+    replica = Replica()
+    _feed(replica, _first_build(DNSSettings())[2])
+    before = replica.records
+    assert before is not None
+    engine, compilers = Engine(), Compilers(DNSSettings())
+    built = engine.build(_state(n, ip_base), GeneratorParams(), compilers, 1)
+    full = engine.install(built, compilers, "t")
+    _feed(replica, full)
+    got = replica.records
+    assert got is not None and replica.version == full.version
+    for name in ("a", "aaaa", "srv"):
+        sent, mine, held = getattr(full, name), getattr(got, name), getattr(before, name)
+        assert list(mine.items()) == list(sent.items()), name
+        for key, values in mine.items():
+            if held.get(key) == values:
+                assert values is held[key], key
+    same = (n, ip_base) == (40, "10.1")
+    assert (got.a is before.a) == same
 
 
 def test_a_server_with_a_compiled_table_keeps_it_until_the_next_compiled_version() -> None:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import chain, islice
 from typing import Any
 
 from mesosdns.dns.answers import AnswerTable, Entry, TableInfo
@@ -73,6 +74,16 @@ class _Staged:
     srv: dict[str, tuple[SRVTarget, ...]]
     entries: dict[bytes, Entry]
     sets: list[ZoneSets]
+    # per record map ("a", "aaaa", "srv"): while the update's names and
+    # values are the held map's, in its order, the held map's items still to
+    # come (the map is then taken as it is, not built again); None once they
+    # differ
+    follow: dict[str, Iterator[tuple[str, Any]] | None] = field(default_factory=dict)
+    matched: dict[str, int] = field(default_factory=dict)
+
+
+_RECORD_MAPS = ("a", "aaaa", "srv")
+_END = object()
 
 
 class Replica:
@@ -209,7 +220,12 @@ class Replica:
         sets = [
             ZoneSets(set(), set(), head.exotic[i], head.zone_info[i]) for i in range(nzones)
         ]
-        self._staged = _Staged(head, {}, {}, {}, {}, sets)
+        staged = self._staged = _Staged(head, {}, {}, {}, {}, sets)
+        if self.records is not None:
+            for name in _RECORD_MAPS:
+                held: dict[str, Any] = getattr(self.records, name)
+                staged.follow[name] = iter(held.items())
+                staged.matched[name] = 0
 
     def _part(self, staged: _Staged, name: str, chunk: dict[Any, Any]) -> None:
         if name == "entries":
@@ -219,12 +235,26 @@ class Replica:
                     entries[key] = e
             return
         target: dict[Any, Any] = getattr(staged, name)
+        held: dict[str, Any] = {} if self.records is None else getattr(self.records, name)
+        items = iter(chunk.items())
+        follow = staged.follow.get(name)
+        if follow is not None:
+            for n, item in enumerate(items):
+                if next(follow, _END) != item:
+                    # they differ from here: the held items that matched, then
+                    # the rest as they come
+                    target.update(islice(held.items(), staged.matched[name] + n))
+                    staged.follow[name] = None
+                    items = chain((item,), items)
+                    break
+            else:
+                staged.matched[name] += len(chunk)
+                return
         # a name's values equal to the version held are kept as its objects:
         # while both versions are held (the new one decoded while the old
         # one answers), they are held once
-        held = {} if self.records is None else getattr(self.records, name)
         had = held.get
-        for key, values in chunk.items():
+        for key, values in items:
             if values is not None:
                 old = had(key)
                 target[key] = old if old == values else values
@@ -249,6 +279,15 @@ class Replica:
         specs = zone_specs(settings)
         if len(specs) != len(staged.sets):
             raise ReplicaError("the update's zones do not match its settings")
+        for name in _RECORD_MAPS:
+            follow = staged.follow.get(name)
+            if follow is None:
+                continue
+            held = getattr(self.records, name)
+            if next(follow, _END) is _END:  # the very map held
+                setattr(staged, name, held)
+            else:
+                setattr(staged, name, dict(islice(held.items(), staged.matched[name])))
         rs = RecordSet(
             domain=settings.domain, a=staged.a, aaaa=staged.aaaa, srv=staged.srv,
             skipped=head.skipped,
