@@ -26,7 +26,7 @@ from mesosdns.dns.settings import DNSSettings
 from mesosdns.gcpause import gc_paused
 from mesosdns.records.generator import GeneratorParams
 from mesosdns.records.incremental import IncrementalGenerator
-from mesosdns.records.model import RecordSet
+from mesosdns.records.model import RecordSet, SRVTarget
 from mesosdns.state.model import State, Task
 from mesosdns.store.bodyfiles import BodyFile
 from mesosdns.store.update import IN_NAMES, IN_SLOW, KEEP, Keep, Update
@@ -126,13 +126,12 @@ class Engine:
             return None
         nzones = len(zone_specs(compilers.settings))
         none = TableInfo(0, 0, 0, 0)
-        rs = gen.record_set()
         self.version += 1
         with gc_paused():  # a copy of every name's values: acyclic
+            a, aaaa, srv = _record_maps(gen)
             return Update(
                 self.version, True, serial, source, time.time(),
-                settings=compilers.settings, skipped=gen.skipped,
-                a=dict(rs.a.items()), aaaa=dict(rs.aaaa.items()), srv=dict(rs.srv.items()),
+                settings=compilers.settings, skipped=gen.skipped, a=a, aaaa=aaaa, srv=srv,
                 marks=[{} for _ in range(nzones)], exotic=[True] * nzones,
                 zone_info=[none] * nzones, info=none, opzones=None, bodies={},
                 preliminary=True,
@@ -185,12 +184,11 @@ class Engine:
         bodies: dict[str, bytes | BodyFile] | Keep,
     ) -> Update:
         marks = [_marks(z.names, z.slow) for z in live.zones]
+        a, aaaa, srv = _record_maps(gen)
         return Update(
             self.version, True, self.serial, self.source, self.loaded_at,
             settings=live.settings, skipped=gen.skipped,
-            a=dict(gen.record_set().a.items()),
-            aaaa=dict(gen.record_set().aaaa.items()),
-            srv=dict(gen.record_set().srv.items()),
+            a=a, aaaa=aaaa, srv=srv,
             entries=dict(live.table.entries),
             marks=marks,
             exotic=[z.table.exotic for z in live.zones],
@@ -270,6 +268,17 @@ class Engine:
         """A copy of the current records (with the enumeration), for the
         HTTP bodies."""
         return None if self.gen is None else self.gen.snapshot()
+
+
+def _record_maps(gen: IncrementalGenerator) -> tuple[
+    dict[str, tuple[str, ...] | None],
+    dict[str, tuple[str, ...] | None],
+    dict[str, tuple[SRVTarget, ...] | None],
+]:
+    """A copy of every name's values, for a full update (its ``a``, ``aaaa``
+    and ``srv``)."""
+    rs = gen.record_set()
+    return dict(rs.a.items()), dict(rs.aaaa.items()), dict(rs.srv.items())
 
 
 def _marks(names: set[bytes], slow: set[bytes]) -> dict[bytes, int]:

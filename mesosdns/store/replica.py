@@ -126,7 +126,8 @@ class Replica:
     # -- frames --------------------------------------------------------
 
     def feed(self, body: bytes) -> bool:
-        """One frame; True when it completed a version (now applied)."""
+        """One frame; True when it completed a version (now applied). A
+        large frame is decoded and applied with the cyclic GC paused."""
         if len(body) <= SMALL_FRAME:
             return self._feed(read(body))
         # thousands of acyclic objects: out of the cyclic GC's way from their
@@ -162,13 +163,11 @@ class Replica:
         if staged is None:
             raise ReplicaError(f"a {kind!r} frame outside an update")
         if kind == "part":
-            with gc_paused():
-                self._part(staged, msg[1], msg[2])
+            self._part(staged, msg[1], msg[2])
             _settle()
             return False
         if kind == "marks":
-            with gc_paused():
-                self._marks(staged.sets[msg[1]], msg[2])
+            self._marks(staged.sets[msg[1]], msg[2])
             _settle()
             return False
         if kind == "commit":

@@ -31,7 +31,6 @@ from typing import Any, cast
 from mesosdns.dns.answers import Entry, TableInfo
 from mesosdns.dns.opzones import CompiledZones
 from mesosdns.dns.settings import DNSSettings
-from mesosdns.gcpause import gc_paused
 from mesosdns.records.model import SRVTarget
 from mesosdns.store.bodyfiles import BodyFile
 
@@ -39,7 +38,7 @@ from mesosdns.store.bodyfiles import BodyFile
 # of this many entries decodes in a few milliseconds
 PART_ITEMS = 4096
 LENGTH = struct.Struct(">I")
-# a frame up to this size (a task's change) is read without pausing the GC
+# a frame up to this size (a task's change) is applied without pausing the GC
 SMALL_FRAME = 16 * 1024
 
 # a zone's mark of a name: in the zone's names, in its slow names
@@ -195,11 +194,7 @@ def stats_frame(stats: dict[str, Any]) -> bytes:
 def read(body: bytes) -> tuple[Any, ...]:
     """One frame's message (a tuple whose first item names its kind)."""
     try:
-        if len(body) > SMALL_FRAME:
-            with gc_paused():  # thousands of acyclic objects per frame
-                msg = pickle.loads(body)
-        else:
-            msg = pickle.loads(body)
+        msg = pickle.loads(body)
     except Exception as exc:  # whatever unpickling bytes that are not ours raises
         raise ValueError(f"not a frame: {exc!r}") from None
     if not isinstance(msg, tuple) or not msg:
