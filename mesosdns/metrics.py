@@ -94,7 +94,7 @@ class _Collector(Collector):
         snap = self.store.current
         records = GaugeMetricFamily("mesosdns_records", "Records served, by type", labels=["type"])
         if snap is not None:
-            for rtype, n in snap.records.count().items():
+            for rtype, n in snap.count().items():
                 records.add_metric([rtype], n)
         yield records
         yield GaugeMetricFamily("mesosdns_ready", "1 once the first state was loaded",

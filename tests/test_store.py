@@ -176,3 +176,38 @@ async def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("part_items", [16, 100_000])
+def test_the_record_counts_follow_every_version(
+    monkeypatch: pytest.MonkeyPatch, part_items: int
+) -> None:
+    """The per-type counts a replica keeps (for /metrics) are the records'
+    own, after a full version, small and large changes, and another full
+    version that shares some of the held maps."""
+    monkeypatch.setattr(update_module, "PART_ITEMS", part_items)
+    compilers = Compilers(DNSSettings())
+    params = GeneratorParams()
+    engine = Engine()
+    replica = Replica()
+
+    def feed(u: object) -> None:
+        for f in frames(u):  # type: ignore[arg-type]
+            replica.feed(f[4:])
+        rs = replica.records
+        assert rs is not None
+        snap = replica.snapshot()
+        assert snap is not None
+        assert snap.count() == rs.count() == replica.counts
+        assert engine.gen is not None and rs.count() == engine.gen.counts()
+
+    built = engine.build(_state(40, "10.1"), params, compilers, engine.next_serial())
+    feed(engine.install(built, compilers, "test"))
+    assert replica.counts["A"] > 40
+    for n, ip_base in ((40, "10.2"), (41, "10.2"), (30, "10.2"), (30, "10.3"), (0, "10.3")):
+        engine.apply_state(_state(n, ip_base), params)
+        change = engine.flush("test", defer=False)
+        assert change is not None and not change.full
+        feed(change)
+    built = engine.build(_state(35, "10.3"), params, compilers, engine.next_serial())
+    feed(engine.install(built, compilers, "test"))

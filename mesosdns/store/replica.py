@@ -64,6 +64,11 @@ class ReplicaError(Exception):
     again from a full update)."""
 
 
+_RECORD_MAPS = ("a", "aaaa", "srv")
+# a record map's type, as `RecordSet.count` names it
+_TYPES = {"a": "A", "aaaa": "AAAA", "srv": "SRV"}
+
+
 @dataclass(slots=True)
 class _Staged:
     """A full update being received."""
@@ -80,9 +85,10 @@ class _Staged:
     # differ
     follow: dict[str, Iterator[tuple[str, Any]] | None] = field(default_factory=dict)
     matched: dict[str, int] = field(default_factory=dict)
+    # (name, value) pairs received per record type
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TYPES.values(), 0))
 
 
-_RECORD_MAPS = ("a", "aaaa", "srv")
 _END = object()
 
 
@@ -105,6 +111,9 @@ class Replica:
         self.stats: dict[str, Any] = {}
         self.applied_at = 0.0  # monotonic time of the last version applied
         self.preliminary = False  # the version held is a preliminary one
+        # the records' (name, value) pairs per type, kept as versions come
+        # (``RecordSet.count`` walks every name: too slow for each scrape)
+        self.counts: dict[str, int] = {}
         self._staged: _Staged | None = None  # a full update being received
         self._change: Update | None = None  # a large change being received
         # recent versions' changes, for IXFR (noted while zone transfers are on)
@@ -121,6 +130,7 @@ class Replica:
         return Snapshot(
             self.records, self.serial, loaded_at=self.loaded_at, source=self.source,
             _bodies=dict(self.bodies), prebuilt=True, compiled=not self.preliminary,
+            counts=dict(self.counts),
         )
 
     # -- frames --------------------------------------------------------
@@ -234,6 +244,7 @@ class Replica:
                     entries[key] = e
             return
         target: dict[Any, Any] = getattr(staged, name)
+        staged.counts[_TYPES[name]] += sum(map(len, filter(None, chunk.values())))
         held: dict[str, Any] = {} if self.records is None else getattr(self.records, name)
         items = iter(chunk.items())
         follow = staged.follow.get(name)
@@ -296,6 +307,7 @@ class Replica:
             rs, settings, head.serial, staged.entries, specs, staged.sets, info
         )
         self.settings, self.records, self.table, self.zones = settings, rs, table, zones
+        self.counts = staged.counts
         self.journal.reset(settings.transfer is not None)
         self.opzones = None if head.opzones is KEEP else head.opzones  # type: ignore[assignment]
         self._common(head)
@@ -311,15 +323,23 @@ class Replica:
         if u.version != self.version + 1:
             raise ReplicaError(f"update {u.version} does not follow version {self.version}")
         noted: list[Change] | None = [] if self.journal.enabled else None
-        for kind, name in enumerate(("a", "aaaa", "srv")):
+        counts = self.counts
+        for kind, name in enumerate(_RECORD_MAPS):
             target: dict[str, Any] = getattr(rs, name)
+            held = target.get
+            pairs = 0
             for key, values in getattr(u, name).items():
+                old = held(key)
                 if noted is not None:  # the values about to be replaced, for IXFR
-                    noted.append((kind, key, target.get(key), values))
+                    noted.append((kind, key, old, values))
+                if old is not None:
+                    pairs -= len(old)
                 if values is None:
                     target.pop(key, None)
                 else:
                     target[key] = values
+                    pairs += len(values)
+            counts[_TYPES[name]] += pairs
         entries, hot = table.entries, table.hot
         for key, e in u.entries.items():
             # the hot view makes the new replies when the name is next asked

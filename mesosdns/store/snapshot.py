@@ -31,6 +31,12 @@ class Snapshot:
     # False while the DNS answers come from the records alone (a preliminary
     # version: the first build's answers still compiling)
     compiled: bool = True
+    # the records' (name, value) pairs per type, as `RecordSet.count` gives
+    # them, when the holder kept them (None: count them)
+    counts: dict[str, int] | None = None
+
+    def count(self) -> dict[str, int]:
+        return self.counts if self.counts is not None else self.records.count()
 
     def body(self, key: str, build: Callable[[], bytes]) -> Body | None:
         """The body ``key``, built at most once; None while a prebuilt one
