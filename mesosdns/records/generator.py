@@ -32,8 +32,9 @@ from mesosdns.state.model import (
     Agent,
     Framework,
     State,
-    Status,
     Task,
+    latest_running,
+    latest_status,
     split_host_port,
 )
 
@@ -453,28 +454,6 @@ class _TaskContext:
     agent_ips: tuple[str, ...]
 
 
-def _latest_running(statuses: Iterable[Status]) -> Status | None:
-    """The TASK_RUNNING status with the greatest timestamp (first on ties)."""
-    best: Status | None = None
-    best_ts = -1.0
-    for status in statuses:
-        if status.state == "TASK_RUNNING" and status.timestamp > best_ts:
-            best, best_ts = status, status.timestamp
-    return best
-
-
-def latest_status(statuses: Iterable[Status]) -> Status | None:
-    """The status with the greatest timestamp (first on ties). For a running
-    task it is its latest TASK_RUNNING status: Mesos sends each health check
-    result as a new TASK_RUNNING status, which replaces the previous one."""
-    best: Status | None = None
-    best_ts = -1.0
-    for status in statuses:
-        if status.timestamp > best_ts:
-            best, best_ts = status, status.timestamp
-    return best
-
-
 def is_unhealthy(task: Task) -> bool:
     """Whether the task's latest status carries ``healthy: false`` (a task
     without a health check has no ``healthy`` field: never unhealthy)."""
@@ -486,7 +465,7 @@ def task_ips(
     task: Task, sources: Iterable[str], agent_ips: tuple[str, ...]
 ) -> tuple[tuple[str, RType], ...]:
     """The task's addresses from the first IP source that yields any."""
-    latest = _latest_running(task.statuses)
+    latest = latest_running(task.statuses)
     for source in sources:
         if source == "host":
             candidates: Iterable[str] = agent_ips

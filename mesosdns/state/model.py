@@ -19,6 +19,7 @@ Pure: no I/O, no logging, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -81,6 +82,49 @@ class Status(msgspec.Struct, frozen=True, gc=False):
 
     def label_values(self, key: str) -> list[str]:
         return [label.value for label in self.labels if label.key == key]
+
+
+def latest_running(statuses: Iterable[Status]) -> Status | None:
+    """The TASK_RUNNING status with the greatest timestamp (first on ties)."""
+    best: Status | None = None
+    best_ts = -1.0
+    for status in statuses:
+        if status.state == "TASK_RUNNING" and status.timestamp > best_ts:
+            best, best_ts = status, status.timestamp
+    return best
+
+
+def latest_status(statuses: Iterable[Status]) -> Status | None:
+    """The status with the greatest timestamp (first on ties). For a running
+    task it is its latest TASK_RUNNING status: Mesos sends each health check
+    result as a new TASK_RUNNING status, which replaces the previous one."""
+    best: Status | None = None
+    best_ts = -1.0
+    for status in statuses:
+        if status.timestamp > best_ts:
+            best, best_ts = status, status.timestamp
+    return best
+
+
+def read_statuses(statuses: tuple[Status, ...]) -> tuple[Status, ...]:
+    """The statuses of a polled task that its records read, in their order:
+    the latest and the latest TASK_RUNNING (each the same status for these
+    as for them all). A running task usually keeps one of its two or three.
+    (Not for a task whose statuses then change: the master replaces the
+    last one when the next has the same state.)"""
+    if len(statuses) < 2:
+        return statuses
+    last = statuses[-1]
+    if last.state == "TASK_RUNNING":  # the usual case: the last is the latest
+        ts = last.timestamp
+        for s in statuses[:-1]:
+            if s.timestamp >= ts:
+                break
+        else:
+            return (last,)
+    latest, running = latest_status(statuses), latest_running(statuses)
+    kept = tuple(s for s in statuses if s is latest or s is running)
+    return statuses if len(kept) == len(statuses) else kept
 
 
 class Resources(msgspec.Struct, frozen=True, gc=False):

@@ -14,7 +14,12 @@ With nothing to reuse (the first state), the document is decoded in the
 one strict pass of `parse_state`, the faster way to decode every task, and
 the tasks' texts are read from a second, shallow pass.
 
-The result equals `parse_state` of the same document. Anything the one-pass
+The tasks are kept as `held` makes them: only the statuses the records read
+(`read_statuses`: a running task keeps its latest of two or three), and
+the strings that most tasks repeat (their state, agent, framework and name)
+shared. At 100k tasks that is about 60 MiB less, in the poller and in the
+generator that holds the same tasks. The result equals `held_state` of
+`parse_state` of the same document. Anything the one-pass
 strict decode would refuse (a malformed task, a missing section, bad JSON)
 is decoded by `parse_state` itself, which skips and counts the malformed
 items or raises its `StateError`; the tasks remembered are then left as
@@ -34,7 +39,16 @@ import msgspec
 
 from mesosdns.errors import StateError
 from mesosdns.gcpause import gc_paused
-from mesosdns.state.model import Agent, Framework, State, Task, checked, parse_state, strict
+from mesosdns.state.model import (
+    Agent,
+    Framework,
+    State,
+    Task,
+    checked,
+    parse_state,
+    read_statuses,
+    strict,
+)
 
 
 class _RawFramework(msgspec.Struct, frozen=True, gc=False):
@@ -57,6 +71,33 @@ _RAW_DECODER = msgspec.json.Decoder(_RawDoc)
 _TASK_DECODER = msgspec.json.Decoder(Task)
 
 
+def held(task: Task, shared: dict[Any, Any]) -> Task:
+    """The task as it is kept: the statuses the records read, and its
+    common values the objects of ``shared`` (value -> itself) where it has
+    them already."""
+    one = shared.setdefault
+    res = task.resources
+    return Task(
+        id=task.id,
+        name=one(task.name, task.name),
+        state=one(task.state, task.state),
+        agent_id=one(task.agent_id, task.agent_id),
+        framework_id=one(task.framework_id, task.framework_id),
+        statuses=read_statuses(task.statuses),
+        resources=res if res is None else one(res, res),
+        discovery=task.discovery,
+    )
+
+
+def held_state(state: State) -> State:
+    """``state`` with every task `held`."""
+    shared: dict[Any, Any] = {}
+    return msgspec.structs.replace(state, frameworks=tuple(
+        msgspec.structs.replace(fw, tasks=tuple([held(t, shared) for t in fw.tasks]))
+        for fw in state.frameworks
+    ))
+
+
 class StateDecoder:
     """`parse_state`, reusing the last decoded state's unchanged tasks."""
 
@@ -72,10 +113,10 @@ class StateDecoder:
 
     def decode(self, data: bytes | memoryview | str | dict[str, Any]) -> State:
         if isinstance(data, (str, dict)):
-            return parse_state(data)
+            return held_state(parse_state(data))
         with gc_paused():
             state = self._reusing(data) if self._known else self._first(data)
-        return parse_state(data) if state is None else state
+            return held_state(parse_state(data)) if state is None else state
 
     def _first(self, data: bytes | memoryview) -> State | None:
         """Nothing to reuse: the one strict pass (faster than a task at a
@@ -87,11 +128,17 @@ class StateDecoder:
             return None
         if state is None or doc is None or doc.frameworks is None:
             return None
+        shared: dict[Any, Any] = {}
         seen: dict[tuple[int, int], Task] = {}
+        frameworks: list[Framework] = []
         for rf, fw in zip(doc.frameworks, state.frameworks, strict=True):
+            tasks: list[Task] = []
             for raw, task in zip(rf.tasks, fw.tasks, strict=True):
                 text = bytes(raw)
-                seen[(hash(text), len(text))] = task
+                kept = seen[(hash(text), len(text))] = held(task, shared)
+                tasks.append(kept)
+            frameworks.append(msgspec.structs.replace(fw, tasks=tuple(tasks)))
+        state = msgspec.structs.replace(state, frameworks=tuple(frameworks))
         self._known = seen
         return state
 
@@ -104,6 +151,7 @@ class StateDecoder:
         if doc.frameworks is None or doc.slaves is None or not doc.leader:
             return None
         known = self._known
+        shared: dict[Any, Any] = {}
         seen: dict[tuple[int, int], Task] = {}
         frameworks: list[Framework] = []
         decode = _TASK_DECODER.decode
@@ -115,7 +163,7 @@ class StateDecoder:
                     key = (hash(text), len(text))
                     task = known.get(key) or seen.get(key)
                     if task is None:
-                        task = decode(text)
+                        task = held(decode(text), shared)
                     seen[key] = task
                     tasks.append(task)
                 frameworks.append(Framework(
