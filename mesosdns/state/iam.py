@@ -32,15 +32,18 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from mesosdns.errors import IAMLoginError
+
+# PyJWT and cryptography are imported where they are used: only a cluster
+# with IAM needs them, and every process would otherwise hold them (about
+# 10 MiB each, and 0.1 s of its start)
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,9 @@ def _position(exc: ValueError) -> str:
 
 
 def _rsa_key(pem: str) -> RSAPrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
     # The library's own messages are not passed on: some quote key material.
     try:
         key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
@@ -128,6 +134,8 @@ def _rsa_key(pem: str) -> RSAPrivateKey:
 def token_expiry(token: str) -> float | None:
     """The ``exp`` of a JWT, read without verifying it; None when ``token``
     is not a JWT or has no numeric ``exp``."""
+    import jwt
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -198,6 +206,8 @@ class IAMAuth:
             self._renew_at = None
 
     async def _login(self, session: aiohttp.ClientSession, timeout: float) -> str:
+        import jwt
+
         cfg = self.config
         now = self._clock()
         assertion = jwt.encode(
