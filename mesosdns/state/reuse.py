@@ -128,17 +128,12 @@ class StateDecoder:
             return None
         if state is None or doc is None or doc.frameworks is None:
             return None
-        shared: dict[Any, Any] = {}
+        state = held_state(state)
         seen: dict[tuple[int, int], Task] = {}
-        frameworks: list[Framework] = []
         for rf, fw in zip(doc.frameworks, state.frameworks, strict=True):
-            tasks: list[Task] = []
             for raw, task in zip(rf.tasks, fw.tasks, strict=True):
                 text = bytes(raw)
-                kept = seen[(hash(text), len(text))] = held(task, shared)
-                tasks.append(kept)
-            frameworks.append(msgspec.structs.replace(fw, tasks=tuple(tasks)))
-        state = msgspec.structs.replace(state, frameworks=tuple(frameworks))
+                seen[(hash(text), len(text))] = task
         self._known = seen
         return state
 
